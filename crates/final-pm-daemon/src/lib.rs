@@ -1,0 +1,2 @@
+//! The final-pm daemon.
+pub mod core;

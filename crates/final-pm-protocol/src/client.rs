@@ -1,0 +1,142 @@
+//! A small async client: connect, handshake, one request at a time.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::UnixStream;
+use tokio_util::codec::Framed;
+
+use crate::codec::{Frame, JsonLinesCodec};
+use crate::error::ProtocolError;
+use crate::request::Request;
+use crate::response::{DaemonMessage, Event, Response};
+use crate::{MAX_LINE_LENGTH, PROTOCOL_VERSION};
+
+/// An open, handshaken connection to the daemon.
+///
+/// Replies come back in request order; events pushed in between (after a
+/// `follow`) are kept in arrival order for [`Client::next_event`].
+#[derive(Debug)]
+pub struct Client {
+    framed: Framed<UnixStream, JsonLinesCodec<Request>>,
+    events: VecDeque<Event>,
+    daemon_version: String,
+    daemon_pid: u32,
+}
+
+/// Whether a connect error means "no daemon there" (as opposed to, say,
+/// permission denied): these are the errors a stale or missing socket gives.
+pub fn is_not_running(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset)
+        || err.raw_os_error() == Some(88) // ENOTSOCK: a regular file where the socket should be
+}
+
+impl Client {
+    /// Connects to the socket at `path` and performs the version handshake.
+    /// `client` names the caller in the daemon's log.
+    pub async fn connect(path: &Path, client: &str) -> Result<Self, ProtocolError> {
+        let stream = UnixStream::connect(path).await.map_err(|source| {
+            if is_not_running(&source) {
+                ProtocolError::DaemonNotRunning { socket: path.to_owned(), source }
+            } else {
+                ProtocolError::Io { about: "connecting to the daemon", source }
+            }
+        })?;
+        Self::handshake(stream, client).await
+    }
+
+    /// Performs the handshake on an already connected stream.
+    pub async fn handshake(stream: UnixStream, client: &str) -> Result<Self, ProtocolError> {
+        let mut this = Self {
+            framed: Framed::new(stream, JsonLinesCodec::new()),
+            events: VecDeque::new(),
+            daemon_version: String::new(),
+            daemon_pid: 0,
+        };
+        let hello = Request::Hello { protocol_version: PROTOCOL_VERSION, client: client.to_owned() };
+        match this.request(hello).await? {
+            Response::Hello { protocol_version, daemon_version, pid } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    return Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version });
+                }
+                this.daemon_version = daemon_version;
+                this.daemon_pid = pid;
+                Ok(this)
+            }
+            Response::Error(err) if err.code == crate::ErrorCode::VersionMismatch => {
+                Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 0 })
+            }
+            Response::Error(err) => Err(err.into()),
+            other => Err(ProtocolError::UnexpectedResponse { expected: "hello", got: other.type_name().to_owned() }),
+        }
+    }
+
+    /// The daemon's package version, from the handshake.
+    pub fn daemon_version(&self) -> &str {
+        &self.daemon_version
+    }
+
+    /// The daemon's OS pid, from the handshake.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon_pid
+    }
+
+    /// Sends one request and returns its reply, error replies included.
+    pub async fn request(&mut self, request: Request) -> Result<Response, ProtocolError> {
+        self.framed
+            .send(request)
+            .await
+            .map_err(|source| ProtocolError::Io { about: "sending a request to the daemon", source })?;
+        loop {
+            match self.read_message().await? {
+                Some(DaemonMessage::Response(response)) => return Ok(response),
+                Some(DaemonMessage::Event(event)) => self.events.push_back(event),
+                None => return Err(ProtocolError::Closed),
+            }
+        }
+    }
+
+    /// Sends one request; an error reply becomes [`ProtocolError::Refused`].
+    pub async fn call(&mut self, request: Request) -> Result<Response, ProtocolError> {
+        match self.request(request).await? {
+            Response::Error(err) => Err(err.into()),
+            response => Ok(response),
+        }
+    }
+
+    /// The next pushed event; `None` when the daemon closed the connection.
+    pub async fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(Some(event));
+        }
+        loop {
+            match self.read_message().await? {
+                Some(DaemonMessage::Event(event)) => return Ok(Some(event)),
+                Some(DaemonMessage::Response(response)) => {
+                    return Err(ProtocolError::UnexpectedResponse {
+                        expected: "an event",
+                        got: response.type_name().to_owned(),
+                    });
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn read_message(&mut self) -> Result<Option<DaemonMessage>, ProtocolError> {
+        let frame = match self.framed.next().await {
+            None => return Ok(None),
+            Some(Err(source)) => return Err(ProtocolError::Io { about: "reading from the daemon", source }),
+            Some(Ok(frame)) => frame,
+        };
+        match frame {
+            Frame::TooLong { .. } => Err(ProtocolError::LineTooLong { max: MAX_LINE_LENGTH }),
+            Frame::Line(line) => serde_json::from_slice(&line).map(Some).map_err(|source| ProtocolError::Json {
+                line_excerpt: String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned(),
+                source,
+            }),
+        }
+    }
+}
