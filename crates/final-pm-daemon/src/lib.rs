@@ -1,2 +1,3 @@
 //! The final-pm daemon.
 pub mod core;
+pub mod paths;
