@@ -1,0 +1,174 @@
+//! The daemon's command line, shared by the `final-pm-daemon` binary and the
+//! `final-pm` CLI's hidden daemon entry point, so both behave the same.
+//!
+//! ```text
+//! final-pm-daemon [--home DIR] [--socket PATH] [--detach]
+//! ```
+//!
+//! `--home` defaults to `FINAL_PM_CONFIG_HOME` or `$HOME/.final-pm`, `--socket`
+//! to `FINAL_PM_CONFIG_SOCKET` or `daemon.sock` in the home (any form
+//! [`paths::parse_socket`] accepts). `--detach` starts a new session first, so
+//! the daemon outlives the terminal and the CLI that launched it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::{Daemon, DaemonConfig, StartError, paths};
+
+/// Parsed daemon options.
+#[derive(Debug, Default)]
+struct Options {
+    home: Option<PathBuf>,
+    socket: Option<String>,
+    detach: bool,
+}
+
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, String> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.into_string().map_err(|a| format!("argument {a:?} is not valid UTF-8"))?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            match inline.clone() {
+                Some(value) => Ok(value),
+                None => args
+                    .next()
+                    .ok_or_else(|| format!("{name} needs a value"))?
+                    .into_string()
+                    .map_err(|a| format!("{name} value {a:?} is not valid UTF-8")),
+            }
+        };
+        match name.as_str() {
+            "--home" => options.home = Some(PathBuf::from(value("--home")?)),
+            "--socket" => options.socket = Some(value("--socket")?),
+            "--detach" if inline.is_none() => options.detach = true,
+            "-h" | "--help" => return Err(String::new()),
+            _ => return Err(format!("unknown argument \"{arg}\"")),
+        }
+    }
+    Ok(options)
+}
+
+const USAGE: &str = "usage: final-pm-daemon [--home DIR] [--socket PATH] [--detach]";
+
+/// Runs the daemon in the foreground; returns when it has shut down.
+/// Exit status: 0 after a clean shutdown, 1 when it could not start (for
+/// example "daemon already running"), 2 for bad arguments.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let options = match parse(args) {
+        Ok(options) => options,
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("final-pm-daemon: error: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let home = options
+        .home
+        .or_else(|| std::env::var_os("FINAL_PM_CONFIG_HOME").filter(|h| !h.is_empty()).map(PathBuf::from))
+        .map(|home| paths::normalize(&cwd.join(home)))
+        .unwrap_or_else(|| paths::default_home(std::env::var("HOME").ok().as_deref()));
+    let socket = options
+        .socket
+        .or_else(|| std::env::var("FINAL_PM_CONFIG_SOCKET").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| paths::DEFAULT_SOCKET.to_owned());
+    let socket = match paths::parse_socket(&socket, &home) {
+        Ok(socket) => socket,
+        Err(err) => {
+            eprintln!("final-pm-daemon: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.detach {
+        // Fails only if we already lead a process group, in which case we are
+        // detached enough; the launcher never makes us one.
+        let _ = nix::unistd::setsid();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("final-pm-daemon: error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let daemon = Daemon::bind(DaemonConfig { home, socket })?;
+        daemon.run(terminate_signal()).await.map_err(StartFailure::Run)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartFailure::Start(err @ StartError::AlreadyRunning { .. })) => {
+            eprintln!("final-pm-daemon: {err}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("final-pm-daemon: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartFailure {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0:#}")]
+    Run(anyhow::Error),
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn terminate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with `final-pm --kill`");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FINAL_PM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn options_parse_in_both_forms() {
+        let o = parse(args(&["--home", "/h", "--socket=/s.sock", "--detach"])).unwrap();
+        assert_eq!(o.home, Some(PathBuf::from("/h")));
+        assert_eq!(o.socket.as_deref(), Some("/s.sock"));
+        assert!(o.detach);
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        assert_eq!(parse(args(&["--nope"])).unwrap_err(), "unknown argument \"--nope\"");
+        assert_eq!(parse(args(&["--home"])).unwrap_err(), "--home needs a value");
+    }
+}
