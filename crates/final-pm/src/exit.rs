@@ -1,0 +1,23 @@
+//! Exit statuses, decided in one place.
+
+/// How `final-pm` ends (decisions.md, "CLI behaviour").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Every requested action succeeded.
+    Success,
+    /// An action failed, a selector matched nothing it had to match, an upload
+    /// was rejected, or the daemon could not be reached.
+    Failure,
+    /// The command line itself was wrong.
+    Usage,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        match exit {
+            Exit::Success => Self::SUCCESS,
+            Exit::Failure => Self::from(1),
+            Exit::Usage => Self::from(2),
+        }
+    }
+}
