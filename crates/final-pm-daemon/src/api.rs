@@ -18,20 +18,28 @@ pub(crate) fn parse(frame: &Frame) -> Result<Request, Response> {
         Frame::TooLong { len } => {
             return Err(Response::error(
                 ErrorCode::LineTooLong,
-                format!("request line of {len} bytes exceeds the limit of {MAX_LINE_LENGTH} bytes; it was discarded"),
+                format!(
+                    "request line of {len} bytes exceeds the limit of {MAX_LINE_LENGTH} bytes; it was discarded"
+                ),
             ));
         }
         Frame::Line(line) => line,
     };
     let text = std::str::from_utf8(line).map_err(|e| {
-        Response::error(ErrorCode::InvalidUtf8, format!("request is not valid UTF-8 (byte {})", e.valid_up_to()))
+        Response::error(
+            ErrorCode::InvalidUtf8,
+            format!("request is not valid UTF-8 (byte {})", e.valid_up_to()),
+        )
     })?;
     parse_text(text)
 }
 
 fn parse_text(text: &str) -> Result<Request, Response> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        Response::error(ErrorCode::BadRequest, format!("request is not valid JSON ({e}): {}", excerpt(text)))
+        Response::error(
+            ErrorCode::BadRequest,
+            format!("request is not valid JSON ({e}): {}", excerpt(text)),
+        )
     })?;
     parse_value(value)
 }
@@ -42,7 +50,10 @@ fn parse_value(value: serde_json::Value) -> Result<Request, Response> {
     let Some(object) = value.as_object() else {
         return Err(Response::error(
             ErrorCode::BadRequest,
-            format!("request must be a JSON object with a \"type\" field, got {}", kind(&value)),
+            format!(
+                "request must be a JSON object with a \"type\" field, got {}",
+                kind(&value)
+            ),
         ));
     };
     let ty = match object.get("type") {
@@ -50,22 +61,38 @@ fn parse_value(value: serde_json::Value) -> Result<Request, Response> {
         Some(other) => {
             return Err(Response::error(
                 ErrorCode::BadRequest,
-                format!("request field \"type\" must be a string, got {}", kind(other)),
+                format!(
+                    "request field \"type\" must be a string, got {}",
+                    kind(other)
+                ),
             ));
         }
-        None => return Err(Response::error(ErrorCode::BadRequest, "request has no \"type\" field")),
+        None => {
+            return Err(Response::error(
+                ErrorCode::BadRequest,
+                "request has no \"type\" field",
+            ));
+        }
     };
     if !Request::TYPES.contains(&ty.as_str()) {
         return Err(Response::error(
             ErrorCode::UnknownRequest,
-            format!("unknown request type \"{}\"; known types: {}", excerpt(&ty), Request::TYPES.join(", ")),
+            format!(
+                "unknown request type \"{}\"; known types: {}",
+                excerpt(&ty),
+                Request::TYPES.join(", ")
+            ),
         ));
     }
     if ty == "all" {
         return parse_batch(value);
     }
-    serde_json::from_value(value)
-        .map_err(|e| Response::error(ErrorCode::InvalidArguments, format!("invalid arguments for \"{ty}\": {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        Response::error(
+            ErrorCode::InvalidArguments,
+            format!("invalid arguments for \"{ty}\": {e}"),
+        )
+    })
 }
 
 fn parse_batch(mut value: serde_json::Value) -> Result<Request, Response> {
@@ -74,7 +101,10 @@ fn parse_batch(mut value: serde_json::Value) -> Result<Request, Response> {
         Some(other) => {
             return Err(Response::error(
                 ErrorCode::InvalidArguments,
-                format!("invalid arguments for \"all\": \"requests\" must be an array, got {}", kind(&other)),
+                format!(
+                    "invalid arguments for \"all\": \"requests\" must be an array, got {}",
+                    kind(&other)
+                ),
             ));
         }
         None => {
@@ -96,7 +126,10 @@ fn parse_batch(mut value: serde_json::Value) -> Result<Request, Response> {
         if matches!(request, Request::Hello { .. } | Request::All { .. }) {
             return Err(Response::error(
                 ErrorCode::InvalidArguments,
-                format!("entry {index} of \"all\": \"{}\" cannot be part of a batch", request.type_name()),
+                format!(
+                    "entry {index} of \"all\": \"{}\" cannot be part of a batch",
+                    request.type_name()
+                ),
             ));
         }
         requests.push(request);
@@ -120,7 +153,10 @@ fn excerpt(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let mut out: String = text[..end].chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let mut out: String = text[..end]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if end < text.len() {
         out.push_str("...");
     }
@@ -142,7 +178,10 @@ mod tests {
 
     #[test]
     fn good_request_parses() {
-        assert_eq!(parse_text(r#"{"type":"stop","id":7}"#), Ok(Request::Stop { id: ProcessId(7) }));
+        assert_eq!(
+            parse_text(r#"{"type":"stop","id":7}"#),
+            Ok(Request::Stop { id: ProcessId(7) })
+        );
     }
 
     #[test]
@@ -175,13 +214,18 @@ mod tests {
         let (c, m) = code(br#"{"type":"all","requests":[{"type":"info"},{"type":"nope"}]}"#);
         assert_eq!(c, ErrorCode::UnknownRequest);
         assert!(m.starts_with("entry 1 of \"all\""), "{m}");
-        assert_eq!(code(br#"{"type":"all","requests":"derp"}"#).0, ErrorCode::InvalidArguments);
+        assert_eq!(
+            code(br#"{"type":"all","requests":"derp"}"#).0,
+            ErrorCode::InvalidArguments
+        );
         let (c, m) = code(br#"{"type":"all","requests":[{"type":"all","requests":[]}]}"#);
         assert_eq!(c, ErrorCode::InvalidArguments);
         assert!(m.contains("cannot be part of a batch"), "{m}");
         assert_eq!(
             parse_text(r#"{"type":"all","requests":[{"type":"info"}]}"#),
-            Ok(Request::All { requests: vec![Request::Info {}] })
+            Ok(Request::All {
+                requests: vec![Request::Info {}]
+            })
         );
     }
 

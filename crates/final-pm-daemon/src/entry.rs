@@ -28,7 +28,9 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, String> {
     let mut options = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(|a| format!("argument {a:?} is not valid UTF-8"))?;
+        let arg = arg
+            .into_string()
+            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))?;
         let (name, inline) = match arg.split_once('=') {
             Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
             None => (arg.clone(), None),
@@ -75,12 +77,20 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let home = options
         .home
-        .or_else(|| std::env::var_os("FINAL_PM_CONFIG_HOME").filter(|h| !h.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("FINAL_PM_CONFIG_HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+        })
         .map(|home| paths::normalize(&cwd.join(home)))
         .unwrap_or_else(|| paths::default_home(std::env::var("HOME").ok().as_deref()));
     let socket = options
         .socket
-        .or_else(|| std::env::var("FINAL_PM_CONFIG_SOCKET").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("FINAL_PM_CONFIG_SOCKET")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| paths::DEFAULT_SOCKET.to_owned());
     let socket = match paths::parse_socket(&socket, &home) {
         Ok(socket) => socket,
@@ -94,7 +104,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         // detached enough; the launcher never makes us one.
         let _ = nix::unistd::setsid();
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("final-pm-daemon: error: cannot start the async runtime: {err}");
@@ -103,7 +116,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let daemon = Daemon::bind(DaemonConfig { home, socket })?;
-        daemon.run(terminate_signal()).await.map_err(StartFailure::Run)
+        daemon
+            .run(terminate_signal())
+            .await
+            .map_err(StartFailure::Run)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,7 +145,10 @@ enum StartFailure {
 /// Resolves on the first SIGTERM or SIGINT.
 async fn terminate_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the daemon with `final-pm --kill`");
         return std::future::pending().await;
     };
@@ -168,7 +187,13 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_named() {
-        assert_eq!(parse(args(&["--nope"])).unwrap_err(), "unknown argument \"--nope\"");
-        assert_eq!(parse(args(&["--home"])).unwrap_err(), "--home needs a value");
+        assert_eq!(
+            parse(args(&["--nope"])).unwrap_err(),
+            "unknown argument \"--nope\""
+        );
+        assert_eq!(
+            parse(args(&["--home"])).unwrap_err(),
+            "--home needs a value"
+        );
     }
 }

@@ -93,7 +93,10 @@ impl Daemon {
         let mut lock = match LockFile::try_acquire(&lock_path) {
             Ok(lock) => lock,
             Err(LockError::Held { holder, .. }) => {
-                return Err(StartError::AlreadyRunning { socket: config.socket, pid: holder });
+                return Err(StartError::AlreadyRunning {
+                    socket: config.socket,
+                    pid: holder,
+                });
             }
             Err(err) => {
                 return Err(StartError::Io {
@@ -105,9 +108,16 @@ impl Daemon {
         };
         remove_stale_socket(&config.socket)?;
         let listener = bind_private(&config.socket)?;
-        lock.write_pid()
-            .map_err(|source| StartError::Io { about: "writing the daemon lock", path: lock_path, source })?;
-        Ok(Self { config, listener, lock })
+        lock.write_pid().map_err(|source| StartError::Io {
+            about: "writing the daemon lock",
+            path: lock_path,
+            source,
+        })?;
+        Ok(Self {
+            config,
+            listener,
+            lock,
+        })
     }
 
     /// The socket this daemon listens on.
@@ -119,9 +129,16 @@ impl Daemon {
     /// kills every process, removes the socket and the lock, and returns. Must
     /// be called inside a tokio runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Self { config, listener, lock } = self;
-        listener.set_nonblocking(true).context("making the socket non-blocking")?;
-        let listener = tokio::net::UnixListener::from_std(listener).context("registering the socket")?;
+        let Self {
+            config,
+            listener,
+            lock,
+        } = self;
+        listener
+            .set_nonblocking(true)
+            .context("making the socket non-blocking")?;
+        let listener =
+            tokio::net::UnixListener::from_std(listener).context("registering the socket")?;
         let stop_accepting = CancellationToken::new();
         let stop_supervisor = CancellationToken::new();
         let close_connections = CancellationToken::new();
@@ -156,7 +173,10 @@ impl Daemon {
         }
         tracker.close();
         close_connections.cancel();
-        if tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), tracker.wait())
+            .await
+            .is_err()
+        {
             warn!("some clients did not take their last reply within 2 s; closing anyway");
         }
         drop(lock);
@@ -173,14 +193,24 @@ fn create_private_dir(dir: &Path) -> Result<(), StartError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| StartError::Io { about: "creating directory", path: dir.to_owned(), source })
+        .map_err(|source| StartError::Io {
+            about: "creating directory",
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 fn remove_stale_socket(socket: &Path) -> Result<(), StartError> {
     let meta = match std::fs::symlink_metadata(socket) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(StartError::Io { about: "inspecting the socket", path: socket.to_owned(), source }),
+        Err(source) => {
+            return Err(StartError::Io {
+                about: "inspecting the socket",
+                path: socket.to_owned(),
+                source,
+            });
+        }
     };
     if !meta.file_type().is_socket() {
         return Err(StartError::NotASocket(socket.to_owned()));
@@ -188,11 +218,17 @@ fn remove_stale_socket(socket: &Path) -> Result<(), StartError> {
     // We hold the daemon lock, so no final-pm daemon serves this socket; but
     // something else might (an old FinalPM): never steal a live socket.
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        return Err(StartError::AlreadyRunning { socket: socket.to_owned(), pid: None });
+        return Err(StartError::AlreadyRunning {
+            socket: socket.to_owned(),
+            pid: None,
+        });
     }
     info!(socket = %socket.display(), "removing the stale socket of a daemon that is gone");
-    std::fs::remove_file(socket)
-        .map_err(|source| StartError::Io { about: "removing the stale socket", path: socket.to_owned(), source })
+    std::fs::remove_file(socket).map_err(|source| StartError::Io {
+        about: "removing the stale socket",
+        path: socket.to_owned(),
+        source,
+    })
 }
 
 fn bind_private(socket: &Path) -> Result<std::os::unix::net::UnixListener, StartError> {
@@ -202,9 +238,17 @@ fn bind_private(socket: &Path) -> Result<std::os::unix::net::UnixListener, Start
     let previous = umask(Mode::from_bits_truncate(0o177));
     let bound = std::os::unix::net::UnixListener::bind(socket);
     umask(previous);
-    let listener =
-        bound.map_err(|source| StartError::Io { about: "binding the socket", path: socket.to_owned(), source })?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| StartError::Io { about: "setting the socket's mode", path: socket.to_owned(), source })?;
+    let listener = bound.map_err(|source| StartError::Io {
+        about: "binding the socket",
+        path: socket.to_owned(),
+        source,
+    })?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        StartError::Io {
+            about: "setting the socket's mode",
+            path: socket.to_owned(),
+            source,
+        }
+    })?;
     Ok(listener)
 }

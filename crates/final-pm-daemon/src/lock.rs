@@ -62,7 +62,10 @@ impl LockFile {
                     }
                 }
                 Err((mut file, Errno::EWOULDBLOCK)) => {
-                    return Err(LockError::Held { path: path.to_owned(), holder: read_pid(&mut file) });
+                    return Err(LockError::Held {
+                        path: path.to_owned(),
+                        holder: read_pid(&mut file),
+                    });
                 }
                 Err((_, errno)) => return Err(io_err(path, errno.into())),
             }
@@ -89,9 +92,10 @@ impl LockFile {
     fn check_same_file(path: &Path, lock: Flock<File>) -> Result<Option<Self>, LockError> {
         let held = lock.metadata().map_err(|e| io_err(path, e))?;
         match std::fs::metadata(path) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
-                Ok(Some(Self { path: path.to_owned(), lock: Some(lock) }))
-            }
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => Ok(Some(Self {
+                path: path.to_owned(),
+                lock: Some(lock),
+            })),
             // Removed or replaced between open and lock: try again on the new file.
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -101,7 +105,9 @@ impl LockFile {
 
     /// Records our pid in the file, so "already running" can name the holder.
     pub fn write_pid(&mut self) -> io::Result<()> {
-        let Some(lock) = self.lock.as_mut() else { return Ok(()) };
+        let Some(lock) = self.lock.as_mut() else {
+            return Ok(());
+        };
         let file: &mut File = lock;
         file.set_len(0)?;
         file.rewind()?;
@@ -143,7 +149,10 @@ fn read_pid(file: &mut File) -> Option<u32> {
 }
 
 fn io_err(path: &Path, source: io::Error) -> LockError {
-    LockError::Io { path: path.to_owned(), source }
+    LockError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -189,7 +198,9 @@ mod tests {
         let first = LockFile::try_acquire(&path).unwrap();
         let waiter = {
             let path = path.clone();
-            std::thread::spawn(move || LockFile::acquire_with_timeout(&path, Duration::from_secs(5)).map(|_| ()))
+            std::thread::spawn(move || {
+                LockFile::acquire_with_timeout(&path, Duration::from_secs(5)).map(|_| ())
+            })
         };
         std::thread::sleep(Duration::from_millis(30));
         drop(first);

@@ -59,7 +59,10 @@ pub fn parse_socket(value: &str, home: &Path) -> Result<PathBuf, SocketError> {
         percent_decode(rest).ok_or_else(|| SocketError::BadEscape(value.to_owned()))?
     } else if let Some(rest) = value.strip_prefix("unix:") {
         rest.strip_prefix("//").unwrap_or(rest).to_owned()
-    } else if value.starts_with("ws://") || value.starts_with("wss://") || value.starts_with("tcp://") {
+    } else if value.starts_with("ws://")
+        || value.starts_with("wss://")
+        || value.starts_with("tcp://")
+    {
         return Err(SocketError::TcpRefused(value.to_owned()));
     } else if value.contains("://") {
         return Err(SocketError::UnknownProtocol(value.to_owned()));
@@ -138,33 +141,66 @@ mod tests {
 
     #[test]
     fn finalpm_default_socket_is_in_home() {
-        assert_eq!(parse_socket("ws+unix://./daemon.sock", &home()).unwrap(), home().join("daemon.sock"));
+        assert_eq!(
+            parse_socket("ws+unix://./daemon.sock", &home()).unwrap(),
+            home().join("daemon.sock")
+        );
     }
 
     #[test]
     fn absolute_ws_unix_path() {
-        assert_eq!(parse_socket("ws+unix:///run/x.sock", &home()).unwrap(), PathBuf::from("/run/x.sock"));
+        assert_eq!(
+            parse_socket("ws+unix:///run/x.sock", &home()).unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
     }
 
     #[test]
     fn relative_forms_resolve_against_home_without_mangling() {
-        assert_eq!(parse_socket("ws+unix://A/b.sock", &home()).unwrap(), home().join("A/b.sock"));
-        assert_eq!(parse_socket("ws+unix://x.sock", &home()).unwrap(), home().join("x.sock"));
-        assert_eq!(parse_socket("unix:x.sock", &home()).unwrap(), home().join("x.sock"));
-        assert_eq!(parse_socket("../y.sock", &home()).unwrap(), PathBuf::from("/home/u/y.sock"));
+        assert_eq!(
+            parse_socket("ws+unix://A/b.sock", &home()).unwrap(),
+            home().join("A/b.sock")
+        );
+        assert_eq!(
+            parse_socket("ws+unix://x.sock", &home()).unwrap(),
+            home().join("x.sock")
+        );
+        assert_eq!(
+            parse_socket("unix:x.sock", &home()).unwrap(),
+            home().join("x.sock")
+        );
+        assert_eq!(
+            parse_socket("../y.sock", &home()).unwrap(),
+            PathBuf::from("/home/u/y.sock")
+        );
     }
 
     #[test]
     fn plain_and_unix_absolute_paths() {
-        assert_eq!(parse_socket("/tmp/a.sock", &home()).unwrap(), PathBuf::from("/tmp/a.sock"));
-        assert_eq!(parse_socket("unix:/tmp/a.sock", &home()).unwrap(), PathBuf::from("/tmp/a.sock"));
-        assert_eq!(parse_socket("unix:///tmp/a.sock", &home()).unwrap(), PathBuf::from("/tmp/a.sock"));
+        assert_eq!(
+            parse_socket("/tmp/a.sock", &home()).unwrap(),
+            PathBuf::from("/tmp/a.sock")
+        );
+        assert_eq!(
+            parse_socket("unix:/tmp/a.sock", &home()).unwrap(),
+            PathBuf::from("/tmp/a.sock")
+        );
+        assert_eq!(
+            parse_socket("unix:///tmp/a.sock", &home()).unwrap(),
+            PathBuf::from("/tmp/a.sock")
+        );
     }
 
     #[test]
     fn percent_escapes_are_decoded() {
-        assert_eq!(parse_socket("ws+unix:///tmp/a%20b.sock", &home()).unwrap(), PathBuf::from("/tmp/a b.sock"));
-        assert!(matches!(parse_socket("ws+unix:///tmp/%zz", &home()), Err(SocketError::BadEscape(_))));
+        assert_eq!(
+            parse_socket("ws+unix:///tmp/a%20b.sock", &home()).unwrap(),
+            PathBuf::from("/tmp/a b.sock")
+        );
+        assert!(matches!(
+            parse_socket("ws+unix:///tmp/%zz", &home()),
+            Err(SocketError::BadEscape(_))
+        ));
     }
 
     #[test]
@@ -172,20 +208,32 @@ mod tests {
         let err = parse_socket("ws://localhost:34253", &home()).unwrap_err();
         assert!(matches!(err, SocketError::TcpRefused(_)));
         assert!(err.to_string().contains("Unix socket only"), "{err}");
-        assert!(matches!(parse_socket("http://x", &home()), Err(SocketError::UnknownProtocol(_))));
+        assert!(matches!(
+            parse_socket("http://x", &home()),
+            Err(SocketError::UnknownProtocol(_))
+        ));
         assert_eq!(parse_socket("  ", &home()), Err(SocketError::Empty));
     }
 
     #[test]
     fn lock_paths_sit_beside_the_socket() {
         let socket = PathBuf::from("/h/daemon.sock");
-        assert_eq!(daemon_lock_path(&socket), PathBuf::from("/h/daemon.sock.lock"));
-        assert_eq!(launch_lock_path(&socket), PathBuf::from("/h/daemon.sock.launch-lock"));
+        assert_eq!(
+            daemon_lock_path(&socket),
+            PathBuf::from("/h/daemon.sock.lock")
+        );
+        assert_eq!(
+            launch_lock_path(&socket),
+            PathBuf::from("/h/daemon.sock.launch-lock")
+        );
     }
 
     #[test]
     fn default_home_follows_the_home_variable() {
-        assert_eq!(default_home(Some("/home/x")), PathBuf::from("/home/x/.final-pm"));
+        assert_eq!(
+            default_home(Some("/home/x")),
+            PathBuf::from("/home/x/.final-pm")
+        );
         assert!(default_home(None).ends_with(".final-pm"));
     }
 }

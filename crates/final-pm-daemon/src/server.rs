@@ -14,7 +14,9 @@ use std::io;
 use std::time::Duration;
 
 use final_pm_protocol::codec::JsonLinesCodec;
-use final_pm_protocol::{DaemonMessage, ErrorCode, Event, PROTOCOL_VERSION, Request, Response, VERSION};
+use final_pm_protocol::{
+    DaemonMessage, ErrorCode, Event, PROTOCOL_VERSION, Request, Response, VERSION,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
@@ -102,9 +104,19 @@ async fn connection(
         warn!(uid = peer.uid(), pid = ?peer.pid(), "refused a connection from another user");
         let refusal = Response::error(
             ErrorCode::PermissionDenied,
-            format!("this daemon belongs to uid {my_uid}; uid {} may not use it", peer.uid()),
+            format!(
+                "this daemon belongs to uid {my_uid}; uid {} may not use it",
+                peer.uid()
+            ),
         );
-        let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(DaemonMessage::Response(refusal))).await;
+        // Answer the client's first line (usually its hello) rather than
+        // closing at once: a client still writing would otherwise see a
+        // broken pipe instead of the reason.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = framed.next().await;
+            let _ = framed.send(DaemonMessage::Response(refusal)).await;
+        })
+        .await;
         return Ok(());
     }
     let mut handshaken = false;
@@ -142,11 +154,18 @@ async fn connection(
             }
         };
         let reply = match request {
-            Request::Hello { protocol_version, client } => {
+            Request::Hello {
+                protocol_version,
+                client,
+            } => {
                 if protocol_version == PROTOCOL_VERSION {
                     handshaken = true;
                     debug!(%client, "client connected");
-                    Response::Hello { protocol_version, daemon_version: VERSION.to_owned(), pid: std::process::id() }
+                    Response::Hello {
+                        protocol_version,
+                        daemon_version: VERSION.to_owned(),
+                        pid: std::process::id(),
+                    }
                 } else {
                     info!(%client, protocol_version, "refused a client of another protocol version");
                     Response::error(
@@ -160,9 +179,16 @@ async fn connection(
             }
             _ if !handshaken => Response::error(
                 ErrorCode::HandshakeRequired,
-                format!("send \"hello\" with protocol_version {PROTOCOL_VERSION} before other requests"),
+                format!(
+                    "send \"hello\" with protocol_version {PROTOCOL_VERSION} before other requests"
+                ),
             ),
-            Request::Follow { ref name } | Request::Logs { ref name, follow: true, .. } => {
+            Request::Follow { ref name }
+            | Request::Logs {
+                ref name,
+                follow: true,
+                ..
+            } => {
                 // Subscribe before the daemon collects the reply, so nothing
                 // falls between the reply and the first event.
                 if events.is_none() {
@@ -188,7 +214,9 @@ async fn connection(
     }
 }
 
-async fn recv_event(events: &mut Option<broadcast::Receiver<Published>>) -> Result<Published, broadcast::error::RecvError> {
+async fn recv_event(
+    events: &mut Option<broadcast::Receiver<Published>>,
+) -> Result<Published, broadcast::error::RecvError> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

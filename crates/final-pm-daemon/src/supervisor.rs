@@ -42,7 +42,10 @@ pub(crate) struct Reply {
 
 impl From<Response> for Reply {
     fn from(response: Response) -> Self {
-        Self { response, seen: None }
+        Self {
+            response,
+            seen: None,
+        }
     }
 }
 
@@ -91,8 +94,20 @@ impl Supervisor {
     pub(crate) fn new() -> (Self, SupervisorHandle) {
         let (calls_tx, calls) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(FOLLOW_BACKLOG);
-        let handle = SupervisorHandle { calls: calls_tx, events: events.clone() };
-        (Self { calls, events, seq: 0, killers: Vec::new(), stopping: false }, handle)
+        let handle = SupervisorHandle {
+            calls: calls_tx,
+            events: events.clone(),
+        };
+        (
+            Self {
+                calls,
+                events,
+                seq: 0,
+                killers: Vec::new(),
+                stopping: false,
+            },
+            handle,
+        )
     }
 
     /// Runs until the daemon has been told to stop and nothing is left alive.
@@ -146,16 +161,27 @@ impl Supervisor {
                 pid: std::process::id(),
             }
             .into(),
-            Request::Logs { .. } => Reply { response: Response::Logs { records: Vec::new() }, seen: Some(self.seq) },
+            Request::Logs { .. } => Reply {
+                response: Response::Logs {
+                    records: Vec::new(),
+                },
+                seen: Some(self.seq),
+            },
             Request::Follow { .. } | Request::Wait { .. } => Response::Ok {}.into(),
             Request::All { requests } => {
-                let results = requests.into_iter().map(|r| self.execute(r).response).collect();
+                let results = requests
+                    .into_iter()
+                    .map(|r| self.execute(r).response)
+                    .collect();
                 Response::Batch { results }.into()
             }
             _ if self.stopping => shutting_down().into(),
             other => Response::error(
                 ErrorCode::Internal,
-                format!("\"{}\" is not available in this build of the daemon", other.type_name()),
+                format!(
+                    "\"{}\" is not available in this build of the daemon",
+                    other.type_name()
+                ),
             )
             .into(),
         }
@@ -165,6 +191,9 @@ impl Supervisor {
     #[allow(dead_code)]
     fn publish(&mut self, record: LogRecord) {
         self.seq += 1;
-        let _ = self.events.send(Published { seq: self.seq, record: Arc::new(record) });
+        let _ = self.events.send(Published {
+            seq: self.seq,
+            record: Arc::new(record),
+        });
     }
 }

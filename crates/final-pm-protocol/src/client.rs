@@ -29,8 +29,10 @@ pub struct Client {
 /// Whether a connect error means "no daemon there" (as opposed to, say,
 /// permission denied): these are the errors a stale or missing socket gives.
 pub fn is_not_running(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset)
-        || err.raw_os_error() == Some(88) // ENOTSOCK: a regular file where the socket should be
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    ) || err.raw_os_error() == Some(88) // ENOTSOCK: a regular file where the socket should be
 }
 
 impl Client {
@@ -39,9 +41,15 @@ impl Client {
     pub async fn connect(path: &Path, client: &str) -> Result<Self, ProtocolError> {
         let stream = UnixStream::connect(path).await.map_err(|source| {
             if is_not_running(&source) {
-                ProtocolError::DaemonNotRunning { socket: path.to_owned(), source }
+                ProtocolError::DaemonNotRunning {
+                    socket: path.to_owned(),
+                    source,
+                }
             } else {
-                ProtocolError::Io { about: "connecting to the daemon", source }
+                ProtocolError::Io {
+                    about: "connecting to the daemon",
+                    source,
+                }
             }
         })?;
         Self::handshake(stream, client).await
@@ -55,21 +63,37 @@ impl Client {
             daemon_version: String::new(),
             daemon_pid: 0,
         };
-        let hello = Request::Hello { protocol_version: PROTOCOL_VERSION, client: client.to_owned() };
+        let hello = Request::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client: client.to_owned(),
+        };
         match this.request(hello).await? {
-            Response::Hello { protocol_version, daemon_version, pid } => {
+            Response::Hello {
+                protocol_version,
+                daemon_version,
+                pid,
+            } => {
                 if protocol_version != PROTOCOL_VERSION {
-                    return Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: protocol_version });
+                    return Err(ProtocolError::VersionMismatch {
+                        ours: PROTOCOL_VERSION,
+                        theirs: protocol_version,
+                    });
                 }
                 this.daemon_version = daemon_version;
                 this.daemon_pid = pid;
                 Ok(this)
             }
             Response::Error(err) if err.code == crate::ErrorCode::VersionMismatch => {
-                Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 0 })
+                Err(ProtocolError::VersionMismatch {
+                    ours: PROTOCOL_VERSION,
+                    theirs: 0,
+                })
             }
             Response::Error(err) => Err(err.into()),
-            other => Err(ProtocolError::UnexpectedResponse { expected: "hello", got: other.type_name().to_owned() }),
+            other => Err(ProtocolError::UnexpectedResponse {
+                expected: "hello",
+                got: other.type_name().to_owned(),
+            }),
         }
     }
 
@@ -88,7 +112,10 @@ impl Client {
         self.framed
             .send(request)
             .await
-            .map_err(|source| ProtocolError::Io { about: "sending a request to the daemon", source })?;
+            .map_err(|source| ProtocolError::Io {
+                about: "sending a request to the daemon",
+                source,
+            })?;
         loop {
             match self.read_message().await? {
                 Some(DaemonMessage::Response(response)) => return Ok(response),
@@ -111,32 +138,40 @@ impl Client {
         if let Some(event) = self.events.pop_front() {
             return Ok(Some(event));
         }
-        loop {
-            match self.read_message().await? {
-                Some(DaemonMessage::Event(event)) => return Ok(Some(event)),
-                Some(DaemonMessage::Response(response)) => {
-                    return Err(ProtocolError::UnexpectedResponse {
-                        expected: "an event",
-                        got: response.type_name().to_owned(),
-                    });
-                }
-                None => return Ok(None),
-            }
+        match self.read_message().await? {
+            Some(DaemonMessage::Event(event)) => Ok(Some(event)),
+            Some(DaemonMessage::Response(response)) => Err(ProtocolError::UnexpectedResponse {
+                expected: "an event",
+                got: response.type_name().to_owned(),
+            }),
+            None => Ok(None),
         }
     }
 
     async fn read_message(&mut self) -> Result<Option<DaemonMessage>, ProtocolError> {
         let frame = match self.framed.next().await {
             None => return Ok(None),
-            Some(Err(source)) => return Err(ProtocolError::Io { about: "reading from the daemon", source }),
+            Some(Err(source)) => {
+                return Err(ProtocolError::Io {
+                    about: "reading from the daemon",
+                    source,
+                });
+            }
             Some(Ok(frame)) => frame,
         };
         match frame {
-            Frame::TooLong { .. } => Err(ProtocolError::LineTooLong { max: MAX_LINE_LENGTH }),
-            Frame::Line(line) => serde_json::from_slice(&line).map(Some).map_err(|source| ProtocolError::Json {
-                line_excerpt: String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned(),
-                source,
+            Frame::TooLong { .. } => Err(ProtocolError::LineTooLong {
+                max: MAX_LINE_LENGTH,
             }),
+            Frame::Line(line) => {
+                serde_json::from_slice(&line)
+                    .map(Some)
+                    .map_err(|source| ProtocolError::Json {
+                        line_excerpt: String::from_utf8_lossy(&line[..line.len().min(200)])
+                            .into_owned(),
+                        source,
+                    })
+            }
         }
     }
 }

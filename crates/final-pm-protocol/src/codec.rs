@@ -47,7 +47,12 @@ impl<T> JsonLinesCodec<T> {
 
     /// A codec with a custom limit (tests, or peers with other needs).
     pub fn with_max_length(max: usize) -> Self {
-        Self { max, searched: 0, discarding: None, _out: PhantomData }
+        Self {
+            max,
+            searched: 0,
+            discarding: None,
+            _out: PhantomData,
+        }
     }
 }
 
@@ -110,7 +115,9 @@ impl<T> Decoder for JsonLinesCodec<T> {
                 // A last line without newline still counts; a half-dropped one
                 // is reported as too long.
                 if let Some(dropped) = self.discarding.take() {
-                    return Ok(Some(Frame::TooLong { len: dropped + buf.len() }));
+                    return Ok(Some(Frame::TooLong {
+                        len: dropped + buf.len(),
+                    }));
                 }
                 if buf.is_empty() {
                     return Ok(None);
@@ -171,7 +178,10 @@ mod tests {
     #[test]
     fn blank_lines_are_empty_frames() {
         let mut codec = JsonLinesCodec::with_max_length(100);
-        assert_eq!(decode_all(&mut codec, &[b"\n\nx\n"]), vec![line(""), line(""), line("x")]);
+        assert_eq!(
+            decode_all(&mut codec, &[b"\n\nx\n"]),
+            vec![line(""), line(""), line("x")]
+        );
     }
 
     #[test]
@@ -184,7 +194,10 @@ mod tests {
     #[test]
     fn line_of_exactly_the_limit_passes() {
         let mut codec = JsonLinesCodec::with_max_length(4);
-        assert_eq!(decode_all(&mut codec, &[b"abcd\nabcde\n"]), vec![line("abcd"), Frame::TooLong { len: 5 }]);
+        assert_eq!(
+            decode_all(&mut codec, &[b"abcd\nabcde\n"]),
+            vec![line("abcd"), Frame::TooLong { len: 5 }]
+        );
     }
 
     #[test]
@@ -197,7 +210,10 @@ mod tests {
     #[test]
     fn unterminated_last_line_is_returned_at_eof() {
         let mut codec = JsonLinesCodec::with_max_length(16);
-        assert_eq!(decode_all(&mut codec, &[b"a\nbc"]), vec![line("a"), line("bc")]);
+        assert_eq!(
+            decode_all(&mut codec, &[b"a\nbc"]),
+            vec![line("a"), line("bc")]
+        );
     }
 
     #[test]
@@ -215,7 +231,9 @@ mod tests {
     fn encoder_writes_one_compact_line() {
         let mut codec = JsonLinesCodec::new();
         let mut buf = BytesMut::new();
-        codec.encode(serde_json::json!({"type": "info"}), &mut buf).unwrap();
+        codec
+            .encode(serde_json::json!({"type": "info"}), &mut buf)
+            .unwrap();
         assert_eq!(&buf[..], b"{\"type\":\"info\"}\n");
     }
 }

@@ -8,7 +8,7 @@ use crate::response::ErrorResponse;
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     /// Nothing listens on the socket (no file, or a stale one).
-    #[error("cannot connect to the daemon at {}: {source}", socket.display())]
+    #[error("cannot connect to the daemon at {}", socket.display())]
     DaemonNotRunning {
         /// The socket path tried.
         socket: PathBuf,
@@ -16,7 +16,7 @@ pub enum ProtocolError {
         source: std::io::Error,
     },
     /// Reading or writing the socket failed.
-    #[error("{about}: {source}")]
+    #[error("{about}")]
     Io {
         /// What was being done.
         about: &'static str,
@@ -27,7 +27,7 @@ pub enum ProtocolError {
     #[error("the daemon closed the connection")]
     Closed,
     /// A line from the daemon was not a message this client understands.
-    #[error("unreadable message from the daemon ({source}): {line_excerpt}")]
+    #[error("unreadable message from the daemon: {line_excerpt}")]
     Json {
         /// The start of the offending line.
         line_excerpt: String,

@@ -49,7 +49,13 @@ pub enum Generation {
 
 impl Generation {
     /// All generations in the order `show` lists them.
-    pub const DISPLAY_ORDER: [Self; 5] = [Self::Queue, Self::New, Self::Marked, Self::Running, Self::Old];
+    pub const DISPLAY_ORDER: [Self; 5] = [
+        Self::Queue,
+        Self::New,
+        Self::Marked,
+        Self::Running,
+        Self::Old,
+    ];
 
     /// The lowercase name used in selectors (`running:web`) and records.
     pub fn as_str(self) -> &'static str {
@@ -336,7 +342,9 @@ impl AppConfig {
 
     /// Whether `run` names a Node script (run through the interpreter).
     pub fn is_node_script(&self) -> bool {
-        [".js", ".cjs", ".mjs"].iter().any(|ext| self.run.ends_with(ext))
+        [".js", ".cjs", ".mjs"]
+            .iter()
+            .any(|ext| self.run.ends_with(ext))
     }
 }
 

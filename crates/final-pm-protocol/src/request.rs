@@ -164,7 +164,7 @@ pub enum Request {
     /// ```
     All {
         /// The entries; `hello` and nested `all` are refused.
-        requests: Vec<Request>,
+        requests: Vec<Self>,
     },
 }
 

@@ -92,7 +92,7 @@ pub enum Response {
     /// ```
     Batch {
         /// Each entry's reply, errors included.
-        results: Vec<Response>,
+        results: Vec<Self>,
     },
     /// The request failed; nothing was changed unless the code says otherwise.
     ///
@@ -110,7 +110,10 @@ impl Response {
 
     /// Builds an error reply.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Error(ErrorResponse { code, message: message.into() })
+        Self::Error(ErrorResponse {
+            code,
+            message: message.into(),
+        })
     }
 
     /// The reply's type name.
@@ -243,9 +246,13 @@ impl<'de> Deserialize<'de> for DaemonMessage {
         let value = serde_json::Value::deserialize(deserializer)?;
         let ty = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
         if Event::TYPES.contains(&ty) {
-            serde_json::from_value(value).map(Self::Event).map_err(D::Error::custom)
+            serde_json::from_value(value)
+                .map(Self::Event)
+                .map_err(D::Error::custom)
         } else {
-            serde_json::from_value(value).map(Self::Response).map_err(D::Error::custom)
+            serde_json::from_value(value)
+                .map(Self::Response)
+                .map_err(D::Error::custom)
         }
     }
 }

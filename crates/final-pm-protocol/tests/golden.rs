@@ -5,12 +5,14 @@
 //! covered. The same files are the examples in the crate's rustdoc. To
 //! regenerate after a deliberate change: `UPDATE_GOLDEN=1 cargo test -p final-pm-protocol`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use final_pm_protocol::{
-    AppConfig, AppInfo, DaemonMessage, ErrorCode, Event, Generation, LogKind, LogProcess, LogRecord, ProcessId,
-    ProcessInfo, ReadyOn, Request, Response, StopSignal,
+    AppConfig, AppInfo, DaemonMessage, ErrorCode, Event, Generation, LogKind, LogProcess,
+    LogRecord, ProcessId, ProcessInfo, ReadyOn, Request, Response, StopSignal,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,39 +57,95 @@ fn record() -> LogRecord {
         bytes: 17,
         timestamp: 1_795_000_000_123,
         app: "web".into(),
-        process: Some(LogProcess { pid: 4242, id: ProcessId(3), number: 0, generation: Some(Generation::Running) }),
+        process: Some(LogProcess {
+            pid: 4242,
+            id: ProcessId(3),
+            number: 0,
+            generation: Some(Generation::Running),
+        }),
         truncated: 0,
     }
 }
 
 fn check<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name: &str, value: &T) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.json"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.json"));
     let json = serde_json::to_string(value).unwrap();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, format!("{json}\n")).unwrap();
     }
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(!text.trim().contains('\n'), "{name}: a wire message is one line");
+    assert!(
+        !text.trim().contains('\n'),
+        "{name}: a wire message is one line"
+    );
     let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
     let ours: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(ours, golden, "{name}: serialized form differs from {}", path.display());
+    assert_eq!(
+        ours,
+        golden,
+        "{name}: serialized form differs from {}",
+        path.display()
+    );
     let parsed: T = serde_json::from_str(&text).unwrap();
-    assert_eq!(&parsed, value, "{name}: parsing the golden file gives another value");
+    assert_eq!(
+        &parsed, value,
+        "{name}: parsing the golden file gives another value"
+    );
 }
 
 #[test]
 fn requests() {
     let cases = [
-        ("hello", Request::Hello { protocol_version: 1, client: "final-pm 0.1.0".into() }),
-        ("add", Request::Add { app: Box::new(app()), force: false }),
-        ("delete", Request::Delete { name: "web".into(), force: false }),
-        ("start", Request::Start { name: "web".into(), number: Some(0) }),
+        (
+            "hello",
+            Request::Hello {
+                protocol_version: 1,
+                client: "final-pm 0.1.0".into(),
+            },
+        ),
+        (
+            "add",
+            Request::Add {
+                app: Box::new(app()),
+                force: false,
+            },
+        ),
+        (
+            "delete",
+            Request::Delete {
+                name: "web".into(),
+                force: false,
+            },
+        ),
+        (
+            "start",
+            Request::Start {
+                name: "web".into(),
+                number: Some(0),
+            },
+        ),
         ("stop", Request::Stop { id: ProcessId(3) }),
         ("kill", Request::Kill { id: ProcessId(3) }),
-        ("send", Request::Send { id: ProcessId(3), message: serde_json::json!({"cmd": "reload"}) }),
+        (
+            "send",
+            Request::Send {
+                id: ProcessId(3),
+                message: serde_json::json!({"cmd": "reload"}),
+            },
+        ),
         ("info", Request::Info {}),
         ("wait", Request::Wait { all: false }),
-        ("logs", Request::Logs { name: "web".into(), ids: vec![], lines: Some(10), follow: true }),
+        (
+            "logs",
+            Request::Logs {
+                name: "web".into(),
+                ids: vec![],
+                lines: Some(10),
+                follow: true,
+            },
+        ),
         ("follow", Request::Follow { name: "all".into() }),
         ("unfollow", Request::Unfollow { name: "all".into() }),
         ("kill_daemon", Request::KillDaemon {}),
@@ -95,7 +153,10 @@ fn requests() {
             "all",
             Request::All {
                 requests: vec![
-                    Request::Start { name: "web".into(), number: Some(0) },
+                    Request::Start {
+                        name: "web".into(),
+                        number: Some(0),
+                    },
                     Request::Stop { id: ProcessId(3) },
                     Request::Wait { all: false },
                 ],
@@ -103,7 +164,11 @@ fn requests() {
         ),
     ];
     let names: Vec<&str> = cases.iter().map(|(_, r)| r.type_name()).collect();
-    assert_eq!(names, Request::TYPES, "every request type has a golden file");
+    assert_eq!(
+        names,
+        Request::TYPES,
+        "every request type has a golden file"
+    );
     for (name, request) in &cases {
         check(&format!("request/{name}"), request);
     }
@@ -112,35 +177,71 @@ fn requests() {
 #[test]
 fn responses() {
     let cases = [
-        ("hello", Response::Hello { protocol_version: 1, daemon_version: "0.1.0".into(), pid: 4242 }),
+        (
+            "hello",
+            Response::Hello {
+                protocol_version: 1,
+                daemon_version: "0.1.0".into(),
+                pid: 4242,
+            },
+        ),
         ("ok", Response::Ok {}),
-        ("added", Response::Added { added: false, changed: vec!["instances".into(), "env".into()], revision: 4 }),
+        (
+            "added",
+            Response::Added {
+                added: false,
+                changed: vec!["instances".into(), "env".into()],
+                revision: 4,
+            },
+        ),
         ("deleted", Response::Deleted { name: "web".into() }),
-        ("started", Response::Started { process: Box::new(process()) }),
+        (
+            "started",
+            Response::Started {
+                process: Box::new(process()),
+            },
+        ),
         (
             "info",
             Response::Info {
-                applications: vec![AppInfo { revision: 1, config: app() }],
+                applications: vec![AppInfo {
+                    revision: 1,
+                    config: app(),
+                }],
                 processes: vec![process()],
                 daemon_version: "0.1.0".into(),
                 pid: 4241,
             },
         ),
-        ("logs", Response::Logs { records: vec![record()] }),
+        (
+            "logs",
+            Response::Logs {
+                records: vec![record()],
+            },
+        ),
         (
             "batch",
             Response::Batch {
                 results: vec![
-                    Response::Started { process: Box::new(process()) },
+                    Response::Started {
+                        process: Box::new(process()),
+                    },
                     Response::error(ErrorCode::NoSuchProcess, "no process with id 99"),
                     Response::Ok {},
                 ],
             },
         ),
-        ("error", Response::error(ErrorCode::UnknownApp, "no application named \"api\"")),
+        (
+            "error",
+            Response::error(ErrorCode::UnknownApp, "no application named \"api\""),
+        ),
     ];
     let names: Vec<&str> = cases.iter().map(|(_, r)| r.type_name()).collect();
-    assert_eq!(names, Response::TYPES, "every response type has a golden file");
+    assert_eq!(
+        names,
+        Response::TYPES,
+        "every response type has a golden file"
+    );
     for (name, response) in &cases {
         check(&format!("response/{name}"), response);
     }
@@ -162,13 +263,15 @@ fn daemon_message_tells_replies_from_events() {
 
 #[test]
 fn unknown_error_codes_are_accepted() {
-    let reply: Response = serde_json::from_str(r#"{"type":"error","code":"from_the_future","message":"x"}"#).unwrap();
+    let reply: Response =
+        serde_json::from_str(r#"{"type":"error","code":"from_the_future","message":"x"}"#).unwrap();
     assert_eq!(reply, Response::error(ErrorCode::Unknown, "x"));
 }
 
 #[test]
 fn unknown_fields_are_ignored_for_forward_compatibility() {
-    let request: Request = serde_json::from_str(r#"{"type":"stop","id":3,"reason":"later version"}"#).unwrap();
+    let request: Request =
+        serde_json::from_str(r#"{"type":"stop","id":3,"reason":"later version"}"#).unwrap();
     assert_eq!(request, Request::Stop { id: ProcessId(3) });
 }
 

@@ -8,7 +8,12 @@ use clap::Parser;
 /// Every action is graceful: old processes are stopped only once their
 /// replacements are ready.
 #[derive(Debug, Parser)]
-#[command(name = "final-pm", version, about, override_usage = "final-pm [OPTIONS] [ACTION SELECTOR...]")]
+#[command(
+    name = "final-pm",
+    version,
+    about,
+    override_usage = "final-pm [OPTIONS] [ACTION SELECTOR...]"
+)]
 pub(crate) struct Cli {
     /// Config file, or folder to search for process-config.js/.json (repeatable)
     #[arg(short = 'c', long = "config", value_name = "FILE|FOLDER")]
@@ -19,7 +24,13 @@ pub(crate) struct Cli {
     pub(crate) set: Vec<String>,
 
     /// log: how many past lines to print per application
-    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10, allow_negative_numbers = true)]
+    #[arg(
+        short = 'n',
+        long = "lines",
+        value_name = "N",
+        default_value_t = 10,
+        allow_negative_numbers = true
+    )]
     pub(crate) lines: i64,
 
     /// log: keep printing new lines until Ctrl-C
@@ -76,7 +87,16 @@ mod tests {
 
     #[test]
     fn options_and_words_interleave() {
-        let cli = Cli::try_parse_from(["final-pm", "start", "-v", "web", "--set", "web:instances=2", "--wait"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "final-pm",
+            "start",
+            "-v",
+            "web",
+            "--set",
+            "web:instances=2",
+            "--wait",
+        ])
+        .unwrap();
         assert_eq!(cli.words, ["start", "web"]);
         assert!(cli.verbose && cli.wait);
         assert_eq!(cli.set, ["web:instances=2"]);

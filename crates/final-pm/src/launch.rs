@@ -46,13 +46,17 @@ pub(crate) async fn connect(target: &Target) -> anyhow::Result<Option<Client>> {
     match Client::connect(&target.socket, &client_name()).await {
         Ok(client) => Ok(Some(client)),
         Err(ProtocolError::DaemonNotRunning { .. }) => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("talking to the daemon at {}", target.socket.display())),
+        Err(err) => Err(err)
+            .with_context(|| format!("talking to the daemon at {}", target.socket.display())),
     }
 }
 
 /// Connects, launching the daemon first if none answers.
 pub(crate) async fn connect_or_launch(target: &Target, out: &Output) -> anyhow::Result<Client> {
-    out.debug(&["Connection"], &format!("Connecting to {}", target.socket.display()));
+    out.debug(
+        &["Connection"],
+        &format!("Connecting to {}", target.socket.display()),
+    );
     if let Some(client) = connect(target).await? {
         return Ok(client);
     }
@@ -69,7 +73,12 @@ pub(crate) async fn connect_or_launch(target: &Target, out: &Output) -> anyhow::
         tokio::task::spawn_blocking(move || LockFile::acquire_with_timeout(&path, LAUNCH_TIMEOUT))
             .await
             .context("waiting for the launch lock")?
-            .with_context(|| format!("waiting for another final-pm to finish launching the daemon ({})", lock_path.display()))?
+            .with_context(|| {
+                format!(
+                    "waiting for another final-pm to finish launching the daemon ({})",
+                    lock_path.display()
+                )
+            })?
     };
     // Whoever held the lock before us may have launched it already.
     if let Some(client) = connect(target).await? {
@@ -84,7 +93,11 @@ pub(crate) async fn connect_or_launch(target: &Target, out: &Output) -> anyhow::
 
 async fn launch(target: &Target) -> anyhow::Result<Client> {
     if let Some(dir) = target.daemon_log.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ok();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .ok();
     }
     let log = OpenOptions::new()
         .create(true)
@@ -93,7 +106,8 @@ async fn launch(target: &Target) -> anyhow::Result<Client> {
         .open(&target.daemon_log)
         .with_context(|| format!("opening the daemon log {}", target.daemon_log.display()))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let exe = std::env::current_exe().context("finding the final-pm executable to start the daemon")?;
+    let exe =
+        std::env::current_exe().context("finding the final-pm executable to start the daemon")?;
     let mut child = Command::new(&exe)
         .arg("__daemon")
         .arg("--detach")
@@ -102,7 +116,10 @@ async fn launch(target: &Target) -> anyhow::Result<Client> {
         .arg("--socket")
         .arg(&target.socket)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().context("duplicating the daemon log handle")?)
+        .stdout(
+            log.try_clone()
+                .context("duplicating the daemon log handle")?,
+        )
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting the daemon ({})", exe.display()))?;
@@ -125,7 +142,11 @@ async fn launch(target: &Target) -> anyhow::Result<Client> {
             bail!(
                 "the daemon terminated at start ({status}); last lines of {}:\n{}",
                 target.daemon_log.display(),
-                if tail.is_empty() { "(empty)".to_owned() } else { tail }
+                if tail.is_empty() {
+                    "(empty)".to_owned()
+                } else {
+                    tail
+                }
             );
         }
         if Instant::now() >= deadline {
@@ -159,7 +180,9 @@ fn forget(child: Child) {
 
 /// The last lines the daemon wrote to its log since `start`.
 fn log_tail(path: &Path, start: u64) -> String {
-    let Ok(mut file) = std::fs::File::open(path) else { return String::new() };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
     if file.seek(SeekFrom::Start(start)).is_err() {
         return String::new();
     }
@@ -179,7 +202,9 @@ pub(crate) async fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
         let gone = match stat {
             Err(_) => true,
             // The state follows the parenthesised command name.
-            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
         };
         if gone {
             return true;

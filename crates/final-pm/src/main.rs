@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     let out = Output::new(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             out.error(&["CLI"], &format!("cannot start the async runtime: {err}"));
@@ -59,9 +62,16 @@ fn usage_error(err: clap::Error) -> ExitCode {
         _ => {
             let out = Output::new(false);
             let text = err.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             out.error(&["Arguments"], first);
-            out.error(&["Arguments"], "Check \"final-pm --help\" for the correct syntax.");
+            out.error(
+                &["Arguments"],
+                "Check \"final-pm --help\" for the correct syntax.",
+            );
             Exit::Usage.into()
         }
     }
@@ -74,20 +84,32 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     if let Some(action) = cli.words.first() {
-        out.error(&["Arguments"], &format!("the action \"{action}\" is not available in this version of final-pm"));
+        out.error(
+            &["Arguments"],
+            &format!("the action \"{action}\" is not available in this version of final-pm"),
+        );
         return Ok(Exit::Usage);
     }
     let target = target(&cli)?;
     if cli.kill && !cli.launch && !cli.wait {
         // Nothing to kill: say so, and do not launch a daemon just to kill it.
         let Some(client) = launch::connect(&target).await? else {
-            out.info(&["Daemon"], &format!("No daemon running at {}", target.socket.display()));
+            out.info(
+                &["Daemon"],
+                &format!("No daemon running at {}", target.socket.display()),
+            );
             return Ok(Exit::Success);
         };
         return kill_daemon(client, out).await;
     }
     let mut client = launch::connect_or_launch(&target, out).await?;
-    out.debug(&["Version"], &format!("Daemon and CLI final-pm version: {}", client.daemon_version()));
+    out.debug(
+        &["Version"],
+        &format!(
+            "Daemon and CLI final-pm version: {}",
+            client.daemon_version()
+        ),
+    );
     if cli.wait {
         out.info(&["Action"], "Wait for completion...");
         client.call(Request::Wait { all: false }).await?;
@@ -105,7 +127,10 @@ async fn kill_daemon(mut client: final_pm_protocol::Client, out: &Output) -> any
     out.debug(&["Command"], "kill_daemon()");
     client.call(Request::KillDaemon {}).await?;
     if !launch::wait_for_exit(pid, Duration::from_secs(10)).await {
-        out.error(&["Daemon"], &format!("the daemon (pid {pid}) confirmed the kill but is still running after 10 s"));
+        out.error(
+            &["Daemon"],
+            &format!("the daemon (pid {pid}) confirmed the kill but is still running after 10 s"),
+        );
         return Ok(Exit::Failure);
     }
     out.info(&["Action"], "Success");
@@ -116,18 +141,28 @@ async fn kill_daemon(mut client: final_pm_protocol::Client, out: &Output) -> any
 fn target(cli: &Cli) -> anyhow::Result<Target> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let set = |key: &str| {
-        cli.set.iter().rev().find_map(|s| s.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')).map(str::to_owned))
+        cli.set.iter().rev().find_map(|s| {
+            s.strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_owned)
+        })
     };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let home = set("home")
         .or_else(|| env("FINAL_PM_CONFIG_HOME"))
         .map(|home| paths::resolve(&cwd, &home))
         .unwrap_or_else(|| paths::default_home(std::env::var("HOME").ok().as_deref()));
-    let socket = set("socket").or_else(|| env("FINAL_PM_CONFIG_SOCKET")).unwrap_or_else(|| paths::DEFAULT_SOCKET.into());
+    let socket = set("socket")
+        .or_else(|| env("FINAL_PM_CONFIG_SOCKET"))
+        .unwrap_or_else(|| paths::DEFAULT_SOCKET.into());
     let socket = paths::parse_socket(&socket, &home)?;
     let daemon_log = set("daemon-log")
         .or_else(|| env("FINAL_PM_CONFIG_DAEMON_LOG"))
         .unwrap_or_else(|| paths::DEFAULT_DAEMON_LOG.into());
     let daemon_log = paths::resolve(&home, &daemon_log);
-    Ok(Target { home, socket, daemon_log })
+    Ok(Target {
+        home,
+        socket,
+        daemon_log,
+    })
 }

@@ -62,7 +62,11 @@ impl Output {
         if level == Level::Debug && !self.verbose {
             return;
         }
-        let colour = if level.to_stderr() { self.colour_err } else { self.colour_out };
+        let colour = if level.to_stderr() {
+            self.colour_err
+        } else {
+            self.colour_out
+        };
         let mut prefix = String::new();
         if colour {
             prefix.push_str(level.colour());
@@ -83,7 +87,13 @@ impl Output {
             buffer.push_str(&prefix);
             buffer.push(' ');
             if colour {
-                buffer.extend(line.chars().map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c }));
+                buffer.extend(line.chars().map(|c| {
+                    if c.is_control() && c != '\t' {
+                        '\u{fffd}'
+                    } else {
+                        c
+                    }
+                }));
             } else {
                 buffer.push_str(line);
             }

@@ -1,0 +1,189 @@
+//! Test fixture: a private home per test, helpers to run the CLI and to talk
+//! to the daemon raw, and a guard that kills the daemon by pid on drop (also
+//! when the test fails), so no test leaks a process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The `final-pm` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_final-pm")
+}
+
+/// One test's world: a temporary home and every daemon pid seen in it.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pids: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            pids: Default::default(),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.home().join("daemon.sock")
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.home().join("daemon.sock.lock")
+    }
+
+    /// A `final-pm` command with this home and nothing inherited that could
+    /// point it elsewhere.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env("FINAL_PM_CONFIG_HOME", self.home())
+            .env_remove("FINAL_PM_CONFIG_SOCKET")
+            .env_remove("FINAL_PM_CONFIG_DAEMON_LOG")
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Runs `final-pm ARGS` to completion and remembers the daemon it left.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output().unwrap();
+        self.remember_daemon();
+        out
+    }
+
+    /// The pid recorded in the daemon lock, if a daemon holds it.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.lock()).ok()?;
+        let pid = text.trim().parse().ok()?;
+        self.pids.borrow_mut().push(pid);
+        Some(pid)
+    }
+
+    pub fn remember_daemon(&self) {
+        let _ = self.daemon_pid();
+    }
+
+    /// A raw connection, handshaken.
+    pub fn raw(&self) -> Raw {
+        let mut raw = Raw::connect(&self.socket());
+        let hello = raw.roundtrip(r#"{"type":"hello","protocol_version":1,"client":"e2e"}"#);
+        assert_eq!(hello["type"], "hello", "{hello}");
+        raw
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        self.remember_daemon();
+        for &pid in self.pids.borrow().iter() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Pids of live daemons whose command line mentions `home` (to count them;
+/// tests never kill by name).
+pub fn daemons_for(home: &Path) -> Vec<u32> {
+    let needle = home.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("__daemon") && cmdline.contains(&needle) && alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A blocking line-oriented connection to the daemon.
+pub struct Raw {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Raw {
+    pub fn connect(socket: &Path) -> Self {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Self { stream, reader }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn read(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(line.ends_with('\n'), "incomplete reply line: {line:?}");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    pub fn roundtrip(&mut self, line: &str) -> serde_json::Value {
+        self.send_bytes(line.as_bytes());
+        self.send_bytes(b"\n");
+        self.read()
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
