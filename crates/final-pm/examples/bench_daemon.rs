@@ -15,12 +15,24 @@ use final_pm_protocol::{Client, Request};
 
 fn median_min_max(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(f64::total_cmp);
-    (samples[samples.len() / 2], samples[0], samples[samples.len() - 1])
+    (
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+    )
 }
 
 fn proc_field(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix(key)).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -40,19 +52,37 @@ fn report(name: &str, unit: &str, (median, min, max): (f64, f64, f64)) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let exe = PathBuf::from(args.next().expect("usage: bench_daemon PATH_TO_FINAL_PM [IDLE_SECONDS]"));
+    let exe = PathBuf::from(
+        args.next()
+            .expect("usage: bench_daemon PATH_TO_FINAL_PM [IDLE_SECONDS]"),
+    );
     let idle_secs: u64 = args.next().map_or(10, |s| s.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let cli = |args: &[&str]| {
-        let status = Command::new(&exe).args(args).env("FINAL_PM_CONFIG_HOME", &home).output().unwrap();
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let status = Command::new(&exe)
+            .args(args)
+            .env("FINAL_PM_CONFIG_HOME", &home)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
     };
     cli(&["--launch"]);
-    let pid: u32 = std::fs::read_to_string(home.join("daemon.sock.lock")).unwrap().trim().parse().unwrap();
+    let pid: u32 = std::fs::read_to_string(home.join("daemon.sock.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let socket = home.join("daemon.sock");
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let round_trips = runtime.block_on(async {
         let mut client = Client::connect(&socket, "bench").await.unwrap();
         for _ in 0..1000 {
@@ -66,7 +96,11 @@ fn main() {
         }
         samples
     });
-    report("request round trip (info, open connection)", "us", median_min_max(round_trips));
+    report(
+        "request round trip (info, open connection)",
+        "us",
+        median_min_max(round_trips),
+    );
 
     let mut invocations = Vec::new();
     for i in 0..520 {
@@ -76,7 +110,11 @@ fn main() {
             invocations.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    report("whole CLI invocation (final-pm --launch)", "ms", median_min_max(invocations));
+    report(
+        "whole CLI invocation (final-pm --launch)",
+        "ms",
+        median_min_max(invocations),
+    );
 
     std::thread::sleep(Duration::from_millis(500));
     let rss = proc_field(pid, "VmRSS:") as f64;
@@ -85,7 +123,11 @@ fn main() {
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(idle_secs));
     let ticks = (cpu_ticks(pid) - before) as f64;
-    report(&format!("daemon CPU over {idle_secs} s idle"), "tick", (ticks, ticks, ticks));
+    report(
+        &format!("daemon CPU over {idle_secs} s idle"),
+        "tick",
+        (ticks, ticks, ticks),
+    );
 
     cli(&["--kill"]);
 }
