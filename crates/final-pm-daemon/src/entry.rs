@@ -104,6 +104,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         // detached enough; the launcher never makes us one.
         let _ = nix::unistd::setsid();
     }
+    // Grandchildren whose parent dies are re-parented to the daemon rather
+    // than to init, so they stay visible and are reaped (and killed with
+    // their group when their process ends).
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(%err, "cannot become a child subreaper; orphaned grandchildren go to init");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

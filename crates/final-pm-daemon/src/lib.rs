@@ -21,7 +21,12 @@ pub mod lock;
 pub mod paths;
 
 mod api;
+mod child;
+mod lines;
+mod listen;
+mod logstore;
 mod server;
+mod spawn;
 mod supervisor;
 
 use std::future::Future;

@@ -1,25 +1,48 @@
 //! The supervisor: the one task that owns the daemon's state.
 //!
-//! Connections send it `(Request, reply channel)` pairs; it answers each in
-//! order. Nothing else touches the state, so there are no locks around it and
-//! no races between a client's command and a child's exit.
+//! It owns the lifecycle [`Core`] and everything the core's effects act on
+//! (the watched children, the log buffer, pending waits). Connections send it
+//! `(Request, reply channel)` pairs; children report [`ChildEvent`]s; the
+//! core's timers surface as one deadline. The loop:
 //!
-//! Shutdown order: a `kill_daemon` request or the `shutdown` token makes the
-//! supervisor refuse new work, kill every process, and once none is left,
-//! answer every pending `kill_daemon` and return. `run` then stops the accept
-//! loop, gives connections a moment to flush their last replies, and removes
+//! 1. execute every effect the core has queued, in order (spawning reports
+//!    back into the core at once, which may queue more effects);
+//! 2. stop if shutting down and no process is left;
+//! 3. wait for the next request, child event, due timer or shutdown signal,
+//!    and feed it to the core.
+//!
+//! Nothing else touches this state, so there are no locks around it and no
+//! races between a client's command and a child's exit. When idle, the loop
+//! sleeps in `select!` with no timer unless the core has a deadline: zero CPU.
+//!
+//! Shutdown: a `kill_daemon` request or the `shutdown` token make the core
+//! refuse new work and kill every process; once none is left, every pending
+//! `kill_daemon` is answered and the loop returns. `Daemon::run` then removes
 //! the socket and the lock.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use final_pm_protocol::{ErrorCode, LogRecord, Request, Response, VERSION};
+use final_pm_protocol::{
+    AppInfo, ErrorCode, LogKind, LogProcess, LogRecord, ProcessId, ProcessInfo, ReadyOn, Request,
+    Response, VERSION,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+use crate::child::{ChildEvent, ChildHandle, Incarnation, Stream};
+use crate::core::{Core, Effect, ProcessView, WaitId};
+use crate::logstore::{LogStore, Stored};
+use crate::spawn::{SpawnSpec, spawn};
 
 /// How many published records a slow follower may fall behind before it is
 /// told it missed some.
-const FOLLOW_BACKLOG: usize = 4096;
+const FOLLOW_BACKLOG: usize = 1024;
+/// Child events in flight; a full channel makes output readers wait, which
+/// makes the apps' writes wait: backpressure instead of unbounded memory.
+const CHILD_EVENTS: usize = 1024;
 
 /// A record as pushed to followers, with its position in the daemon's stream.
 #[derive(Debug, Clone)]
@@ -78,14 +101,74 @@ fn shutting_down() -> Response {
     Response::error(ErrorCode::ShuttingDown, "the daemon is shutting down")
 }
 
+/// A batch (`all`) that is waiting for one of its `wait` entries.
+#[derive(Debug)]
+struct Batch {
+    results: Vec<Response>,
+    rest: VecDeque<Request>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Who is waiting for a `WaitDone`.
+#[derive(Debug)]
+enum Waiter {
+    Request(oneshot::Sender<Reply>),
+    Batch(Batch),
+}
+
+/// Converts the core's monotonic instants to wall-clock milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    instant: Instant,
+    epoch_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Self {
+            instant: Instant::now(),
+            epoch_ms,
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        if at >= self.instant {
+            self.epoch_ms + (at - self.instant).as_millis() as u64
+        } else {
+            self.epoch_ms
+                .saturating_sub((self.instant - at).as_millis() as u64)
+        }
+    }
+}
+
+/// A watched process and what records about it need.
+#[derive(Debug)]
+struct Watched {
+    handle: ChildHandle,
+    app: String,
+    max_log_bytes: u64,
+}
+
 /// The state owner.
 #[derive(Debug)]
 pub(crate) struct Supervisor {
+    core: Core,
+    clock: Clock,
     calls: mpsc::Receiver<Call>,
     events: broadcast::Sender<Published>,
+    child_tx: mpsc::Sender<ChildEvent>,
+    child_rx: mpsc::Receiver<ChildEvent>,
+    children: HashMap<ProcessId, Watched>,
+    next_incarnation: u64,
+    waiters: HashMap<WaitId, Waiter>,
+    logs: LogStore,
     seq: u64,
-    /// `kill_daemon` callers waiting for the last process to go.
-    killers: Vec<oneshot::Sender<Reply>>,
+    /// `kill_daemon` callers waiting for the last process to go, with the
+    /// reply each gets then.
+    killers: Vec<(oneshot::Sender<Reply>, Response)>,
     stopping: bool,
 }
 
@@ -94,106 +177,506 @@ impl Supervisor {
     pub(crate) fn new() -> (Self, SupervisorHandle) {
         let (calls_tx, calls) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(FOLLOW_BACKLOG);
+        let (child_tx, child_rx) = mpsc::channel(CHILD_EVENTS);
         let handle = SupervisorHandle {
             calls: calls_tx,
             events: events.clone(),
         };
-        (
-            Self {
-                calls,
-                events,
-                seq: 0,
-                killers: Vec::new(),
-                stopping: false,
-            },
-            handle,
-        )
+        let supervisor = Self {
+            core: Core::new(),
+            clock: Clock::new(),
+            calls,
+            events,
+            child_tx,
+            child_rx,
+            children: HashMap::new(),
+            next_incarnation: 0,
+            waiters: HashMap::new(),
+            logs: LogStore::default(),
+            seq: 0,
+            killers: Vec::new(),
+            stopping: false,
+        };
+        (supervisor, handle)
     }
 
     /// Runs until the daemon has been told to stop and nothing is left alive.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        #[cfg(target_os = "linux")]
+        let mut sigchld =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
         loop {
-            if self.stopping && self.is_empty() {
+            self.drain_effects();
+            if self.stopping && self.core.is_empty() {
                 break;
             }
+            let deadline = self
+                .core
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 call = self.calls.recv() => match call {
                     Some((request, reply)) => self.handle(request, reply),
                     None => self.begin_stop(),
                 },
+                Some(event) = self.child_rx.recv() => self.child_event(event),
+                () = sleep_until(deadline) => self.core.handle_timeout(Instant::now()),
                 _ = shutdown.cancelled(), if !self.stopping => {
                     info!("shutdown requested by signal");
                     self.begin_stop();
                 }
+                Some(()) = recv_sigchld(&mut sigchld) => self.reap_orphans(),
             }
         }
         info!("Daemon stopping.");
-        for killer in self.killers.drain(..) {
-            let _ = killer.send(Response::Ok {}.into());
+        for (killer, response) in self.killers.drain(..) {
+            let _ = killer.send(response.into());
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        true
     }
 
     fn begin_stop(&mut self) {
-        self.stopping = true;
+        if !self.stopping {
+            self.stopping = true;
+            self.core.kill_all(Instant::now());
+        }
     }
+
+    // ---- requests ----------------------------------------------------------
 
     fn handle(&mut self, request: Request, reply: oneshot::Sender<Reply>) {
         debug!(request = request.type_name(), "request");
-        if let Request::KillDaemon {} = request {
-            self.begin_stop();
-            self.killers.push(reply);
-            return;
+        match request {
+            Request::KillDaemon {} => {
+                self.begin_stop();
+                self.killers.push((reply, Response::Ok {}));
+            }
+            Request::Wait { all } => {
+                let wait = self.core.wait(Instant::now(), all);
+                self.waiters.insert(wait, Waiter::Request(reply));
+            }
+            Request::All { requests } => {
+                self.run_batch(Batch {
+                    results: Vec::new(),
+                    rest: requests.into(),
+                    reply,
+                });
+            }
+            other => {
+                let reply_value = self.execute(other);
+                let _ = reply.send(reply_value);
+            }
         }
-        let response = self.execute(request);
-        let _ = reply.send(response);
+    }
+
+    /// Runs batch entries in order until one is a `wait`; the batch then
+    /// sleeps until that wait is done.
+    fn run_batch(&mut self, mut batch: Batch) {
+        while let Some(request) = batch.rest.pop_front() {
+            match request {
+                Request::Wait { all } => {
+                    let wait = self.core.wait(Instant::now(), all);
+                    batch.results.push(Response::Ok {});
+                    self.waiters.insert(wait, Waiter::Batch(batch));
+                    return;
+                }
+                Request::KillDaemon {} => {
+                    self.begin_stop();
+                    batch.results.push(Response::Ok {});
+                    batch
+                        .results
+                        .extend(batch.rest.drain(..).map(|_| shutting_down()));
+                    let response = Response::Batch {
+                        results: batch.results,
+                    };
+                    self.killers.push((batch.reply, response));
+                    return;
+                }
+                other => {
+                    let reply = self.execute(other);
+                    batch.results.push(reply.response);
+                }
+            }
+        }
+        let _ = batch.reply.send(
+            Response::Batch {
+                results: batch.results,
+            }
+            .into(),
+        );
     }
 
     fn execute(&mut self, request: Request) -> Reply {
+        let now = Instant::now();
+        let refused = |err: crate::core::CommandError| Response::error(err.code(), err.to_string());
         match request {
             Request::Info {} => Response::Info {
-                applications: Vec::new(),
-                processes: Vec::new(),
+                applications: self.core.apps().cloned().collect(),
+                processes: self
+                    .core
+                    .processes()
+                    .iter()
+                    .map(|p| self.process_info(p))
+                    .collect(),
                 daemon_version: VERSION.to_owned(),
                 pid: std::process::id(),
             }
             .into(),
-            Request::Logs { .. } => Reply {
-                response: Response::Logs {
-                    records: Vec::new(),
-                },
-                seen: Some(self.seq),
+            Request::Add { app, force } => match self.core.add_app(now, *app, force) {
+                Ok(outcome) => Response::Added {
+                    added: outcome.added,
+                    changed: outcome.changed,
+                    revision: outcome.revision,
+                }
+                .into(),
+                Err(err) => refused(err).into(),
             },
-            Request::Follow { .. } | Request::Wait { .. } => Response::Ok {}.into(),
-            Request::All { requests } => {
-                let results = requests
-                    .into_iter()
-                    .map(|r| self.execute(r).response)
-                    .collect();
-                Response::Batch { results }.into()
+            Request::Delete { name, force } => match self.core.delete_app(now, &name, force) {
+                Ok(()) => Response::Deleted { name }.into(),
+                Err(err) => refused(err).into(),
+            },
+            Request::Start { name, number } => match self.core.start(now, &name, number) {
+                Ok(id) => match self.core.process(id) {
+                    Some(view) => Response::Started {
+                        process: Box::new(self.process_info(&view)),
+                    }
+                    .into(),
+                    // Created and already gone (e.g. shut down): report it as
+                    // started, the records tell the rest.
+                    None => Response::error(
+                        ErrorCode::NoSuchProcess,
+                        format!("process {id} ended at once"),
+                    )
+                    .into(),
+                },
+                Err(err) => refused(err).into(),
+            },
+            Request::Stop { id } => self
+                .core
+                .stop(now, id)
+                .map_or_else(refused, |()| Response::Ok {})
+                .into(),
+            Request::Kill { id } => self
+                .core
+                .kill(now, id)
+                .map_or_else(refused, |()| Response::Ok {})
+                .into(),
+            Request::Send { id, message } => self
+                .core
+                .send(now, id, message)
+                .map_or_else(refused, |()| Response::Ok {})
+                .into(),
+            Request::Logs {
+                name, ids, lines, ..
+            } => {
+                let stored = self.logs.query(&name, &ids, lines);
+                let records = stored.iter().map(|s| (*s.record).clone()).collect();
+                Reply {
+                    response: Response::Logs { records },
+                    seen: Some(self.seq),
+                }
             }
-            _ if self.stopping => shutting_down().into(),
-            other => Response::error(
-                ErrorCode::Internal,
-                format!(
-                    "\"{}\" is not available in this build of the daemon",
-                    other.type_name()
-                ),
+            Request::Follow { .. } | Request::Unfollow { .. } => Response::Ok {}.into(),
+            Request::Hello { .. } => Response::error(
+                ErrorCode::InvalidArguments,
+                "hello is answered by the connection",
             )
             .into(),
+            Request::Wait { .. } | Request::KillDaemon {} | Request::All { .. } => {
+                Response::error(ErrorCode::Internal, "handled before execute").into()
+            }
         }
     }
 
-    /// Pushes a record to followers.
-    #[allow(dead_code)]
-    fn publish(&mut self, record: LogRecord) {
-        self.seq += 1;
-        let _ = self.events.send(Published {
-            seq: self.seq,
-            record: Arc::new(record),
+    fn process_info(&self, view: &ProcessView) -> ProcessInfo {
+        ProcessInfo {
+            id: view.id,
+            pid: view.pid,
+            app_name: view.app_name.clone(),
+            number: view.number,
+            generation: view.generation,
+            args: view.args.clone(),
+            cwd: view.cwd.clone(),
+            crashes: view.crashes,
+            started: view.started,
+            ready: view.ready,
+            killing: view.killing,
+            revision: view.revision,
+            outdated: view.outdated,
+            start_time_ms: view.start_time.map(|t| self.clock.ms(t)),
+            create_time_ms: self.clock.ms(view.create_time),
+            app: view.outdated.then(|| AppInfo::clone(&view.app)),
+        }
+    }
+
+    // ---- effects -----------------------------------------------------------
+
+    fn drain_effects(&mut self) {
+        while let Some(effect) = self.core.poll_effect() {
+            self.execute_effect(effect);
+        }
+    }
+
+    fn execute_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Spawn {
+                id,
+                app,
+                number,
+                args,
+                cwd,
+                instance_number,
+            } => {
+                self.spawn(id, &app, number, &args, &cwd, instance_number);
+            }
+            Effect::Signal { id, signal } => match self.children.get(&id) {
+                Some(child) => child.handle.signal(signal),
+                None => warn!(%id, %signal, "signal for a process that is not watched"),
+            },
+            Effect::Disconnect { id } => {
+                if let Some(child) = self.children.get(&id) {
+                    child.handle.disconnect();
+                }
+            }
+            Effect::Message { id, message } => {
+                if let Some(child) = self.children.get(&id) {
+                    child.handle.send(message);
+                }
+            }
+            Effect::Log {
+                id,
+                app,
+                number,
+                pid,
+                generation,
+                kind,
+                text,
+            } => {
+                let max = self.core.app(&app).map_or_else(
+                    final_pm_protocol::model::defaults::max_buffered_log_bytes,
+                    |a| a.config.max_buffered_log_bytes,
+                );
+                let process = LogProcess {
+                    pid: pid.map_or(-1, i64::from),
+                    id,
+                    number,
+                    generation,
+                };
+                self.record(app, Some(process), kind, text, 0, max);
+            }
+            Effect::Forget { id } => {
+                self.children.remove(&id);
+            }
+            Effect::WaitDone { wait } => match self.waiters.remove(&wait) {
+                Some(Waiter::Request(reply)) => {
+                    let _ = reply.send(Response::Ok {}.into());
+                }
+                Some(Waiter::Batch(batch)) => self.run_batch(batch),
+                None => {}
+            },
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        id: ProcessId,
+        app: &AppInfo,
+        number: u32,
+        args: &[String],
+        cwd: &str,
+        instance: Option<u32>,
+    ) {
+        let now = Instant::now();
+        self.next_incarnation += 1;
+        let inc = Incarnation(self.next_incarnation);
+        // `ready-on: message` also accepts systemd's READY=1; the socket is
+        // abstract, so nothing needs cleaning up.
+        let notify = match app.config.ready_on {
+            ReadyOn::Message => notify_socket(inc),
+            ReadyOn::Listen | ReadyOn::Instant => None,
+        };
+        let (notify_name, notify_socket) = match notify {
+            Some((name, socket)) => (Some(name), Some(socket)),
+            None => (None, None),
+        };
+        let spec = SpawnSpec {
+            app: &app.config,
+            args,
+            cwd,
+            instance_number: instance,
+            notify_socket: notify_name,
+        };
+        let max_line = usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX);
+        let spawned = spawn(&spec).and_then(|spawned| {
+            crate::child::watch(
+                spawned,
+                id,
+                inc,
+                app.config.ready_on,
+                max_line,
+                notify_socket,
+                self.child_tx.clone(),
+            )
         });
+        match spawned {
+            Ok(handle) => {
+                let pid = handle.pid;
+                debug!(%id, pid, app = %app.config.name, number, "spawned");
+                self.children.insert(
+                    id,
+                    Watched {
+                        handle,
+                        app: app.config.name.clone(),
+                        max_log_bytes: app.config.max_buffered_log_bytes,
+                    },
+                );
+                self.core.handle_spawned(now, id, pid);
+            }
+            Err(err) => {
+                warn!(%id, app = %app.config.name, error = %err, "spawn failed");
+                self.core.handle_spawn_failed(now, id, err.to_string());
+            }
+        }
+    }
+
+    // ---- child events ------------------------------------------------------
+
+    fn child_event(&mut self, event: ChildEvent) {
+        let now = Instant::now();
+        match event {
+            ChildEvent::Ready { id, inc } => {
+                if self.is_current(id, inc) {
+                    self.core.handle_ready(now, id);
+                }
+            }
+            ChildEvent::Exited { id, inc, end } => {
+                if self.is_current(id, inc) {
+                    self.core.handle_exit(now, id, end);
+                }
+            }
+            ChildEvent::Output {
+                id,
+                inc,
+                stream,
+                line,
+            } => {
+                let Some(watched) = self.children.get(&id).filter(|w| w.handle.inc == inc) else {
+                    return;
+                };
+                let app = watched.app.clone();
+                let max = watched.max_log_bytes;
+                let pid = i64::from(watched.handle.pid);
+                let view = self.core.process(id);
+                let process = LogProcess {
+                    pid,
+                    id,
+                    number: view.as_ref().map_or(0, |v| v.number),
+                    generation: view.as_ref().map(|v| v.generation),
+                };
+                let kind = match stream {
+                    Stream::Stdout => LogKind::Stdout,
+                    Stream::Stderr => LogKind::Stderr,
+                };
+                let text = String::from_utf8_lossy(&line.bytes).into_owned();
+                self.record(app, Some(process), kind, text, line.truncated, max);
+            }
+            ChildEvent::Message { id, message } => {
+                debug!(%id, %message, "IPC message from a process");
+            }
+        }
+    }
+
+    fn is_current(&self, id: ProcessId, inc: Incarnation) -> bool {
+        self.children.get(&id).is_some_and(|w| w.handle.inc == inc)
+    }
+
+    /// Stores a record and pushes it to followers.
+    fn record(
+        &mut self,
+        app: String,
+        process: Option<LogProcess>,
+        kind: LogKind,
+        text: String,
+        truncated: u64,
+        max: u64,
+    ) {
+        let record = Arc::new(LogRecord {
+            kind,
+            bytes: text.len() as u64,
+            text,
+            timestamp: self.clock.ms(Instant::now()),
+            app,
+            process,
+            truncated,
+        });
+        self.seq += 1;
+        let seq = self.seq;
+        self.logs.push(
+            Stored {
+                seq,
+                record: Arc::clone(&record),
+            },
+            max,
+        );
+        let _ = self.events.send(Published { seq, record });
+    }
+
+    /// Reaps processes re-parented to the daemon (it is a child subreaper)
+    /// that it does not watch itself: grandchildren whose parent died. Only
+    /// pids listed as our children and not ours to watch are waited for, so
+    /// tokio's own child handling is never robbed of a status.
+    fn reap_orphans(&mut self) {
+        use nix::sys::wait::{WaitPidFlag, waitpid};
+        let watched: std::collections::HashSet<u32> =
+            self.children.values().map(|w| w.handle.pid).collect();
+        for pid in own_children() {
+            if !watched.contains(&pid) {
+                let _ = waitpid(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    Some(WaitPidFlag::WNOHANG),
+                );
+            }
+        }
+    }
+}
+
+/// Children of this process, from `/proc/self/task/*/children`.
+fn own_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+fn notify_socket(inc: Incarnation) -> Option<(String, tokio::net::UnixDatagram)> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("final-pm/{}/{}", std::process::id(), inc.0);
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ok()?;
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&addr).ok()?;
+    socket.set_nonblocking(true).ok()?;
+    let socket = tokio::net::UnixDatagram::from_std(socket).ok()?;
+    Some((format!("@{name}"), socket))
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_sigchld(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
     }
 }
