@@ -1,0 +1,4 @@
+// Exits with an error status without reporting anything.
+module.exports = function () {
+    process.exit(1);
+};

@@ -1,0 +1,4 @@
+// Exits successfully without producing a configuration.
+module.exports = function () {
+    process.exit(0);
+};

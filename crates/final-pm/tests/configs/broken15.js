@@ -1,0 +1,4 @@
+// Sends an extra message besides the exported configuration.
+module.exports = async function () {
+    process.send({});
+};

@@ -1,0 +1,2 @@
+// The module itself throws while it is loaded.
+throw new Error('$$$ERROR$$$');

@@ -1,0 +1,28 @@
+// The same configuration as working.json, from a function.
+module.exports = function () {
+    return {
+        applications: [{
+        name: 'app',
+        'ready-on': 'message',
+        'stop-signal': 'message',
+        run: './../apps/sample-app.js',
+    }, {
+        name: 'app-listen',
+        'ready-on': 'listen',
+        'stop-signal': 'message',
+        run: './../apps/sample-app.js',
+    }, {
+        name: 'neverStarts',
+        'ready-on': 'message',
+        'max-instances': 2,
+        'start-timeout': 3000,
+        run: './../apps/never-starting-app.js',
+    }, {
+        name: 'zombie',
+        'ready-on': 'message',
+        'kill-signal': 'SIGTERM',
+        'start-timeout': 500,
+        run: './../apps/zombie.js',
+    }],
+    };
+};
