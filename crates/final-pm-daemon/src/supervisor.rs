@@ -202,9 +202,15 @@ impl Supervisor {
 
     /// Runs until the daemon has been told to stop and nothing is left alive.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        #[cfg(target_os = "linux")]
-        let mut sigchld =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+        // Orphans are re-parented to us only when the process is a child
+        // subreaper (the daemon entry point makes it one). A daemon embedded
+        // in another program (tests) must not reap that program's children.
+        let subreaper = nix::sys::prctl::get_child_subreaper().unwrap_or(false);
+        let mut sigchld = if subreaper {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok()
+        } else {
+            None
+        };
         loop {
             self.drain_effects();
             if self.stopping && self.core.is_empty() {

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod fixture;
+mod lifecycle;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,0 +1,341 @@
+//! The lifecycle with real processes, through the protocol.
+
+use std::time::Duration;
+
+use final_pm_protocol::{Generation, KillSignal, LogKind, ReadyOn, Request, Response, StopSignal};
+
+use crate::fixture::*;
+
+/// A script that reports ready over the IPC channel (fd 3) after `delay`
+/// seconds and stops on SIGINT.
+fn ipc_ready(delay: &str) -> String {
+    format!(
+        "trap 'exit 0' INT\nsleep {delay}\necho '\"ready\"' >&3\nwhile true; do sleep 0.05; done"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_stops_the_old_process_only_after_the_new_one_is_ready() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("web", &ipc_ready("0.4"));
+    app.ready_on = ReadyOn::Message;
+    f.add(app).await;
+    let first = f.start_app("web", 0).await;
+    f.wait_rest().await;
+    let old_pid = f.process(first.id).await.unwrap().pid.unwrap();
+
+    let second = f.start_app("web", 0).await;
+    // While the replacement starts, the old process keeps running.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let old = f.process(first.id).await.unwrap();
+    assert_eq!(old.generation, Generation::Running);
+    assert!(alive(old_pid));
+    assert_eq!(
+        f.process(second.id).await.unwrap().generation,
+        Generation::New
+    );
+
+    f.wait_rest().await;
+    assert!(
+        wait_gone(old_pid).await,
+        "old process survived its replacement"
+    );
+    let records = f.logs("web").await;
+    let ready_at = records
+        .iter()
+        .find(|r| {
+            r.process.as_ref().unwrap().id == second.id && r.text == "moved to running generation"
+        })
+        .unwrap()
+        .timestamp;
+    let stop_at = records
+        .iter()
+        .find(|r| r.process.as_ref().unwrap().id == first.id && r.kind == LogKind::Stop)
+        .unwrap()
+        .timestamp;
+    assert!(
+        stop_at >= ready_at,
+        "old got its stop signal before the new one was ready"
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_via_notify_socket_and_listening_port() {
+    if !has("python3") {
+        eprintln!("skipped: python3 not installed");
+        return;
+    }
+    let mut f = Fixture::start().await;
+    let mut notify = f.script_app(
+        "notify",
+        "exec python3 -c 'import os,socket,time\ntime.sleep(0.3)\np=os.environ[\"NOTIFY_SOCKET\"]\n\
+         s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.connect(\"\\0\"+p[1:])\ns.send(b\"READY=1\")\ntime.sleep(60)'",
+    );
+    notify.ready_on = ReadyOn::Message;
+    let mut listen = f.script_app(
+        "listen",
+        "exec python3 -c 'import socket,time\ntime.sleep(0.3)\ns=socket.socket()\ns.bind((\"127.0.0.1\",0))\n\
+         s.listen()\ntime.sleep(60)'",
+    );
+    listen.ready_on = ReadyOn::Listen;
+    f.add(notify).await;
+    f.add(listen).await;
+    let a = f.start_app("notify", 0).await;
+    let b = f.start_app("listen", 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.process(a.id).await.unwrap().generation, Generation::New);
+    assert_eq!(f.process(b.id).await.unwrap().generation, Generation::New);
+    f.wait_rest().await;
+    assert_eq!(
+        f.process(a.id).await.unwrap().generation,
+        Generation::Running
+    );
+    assert_eq!(
+        f.process(b.id).await.unwrap().generation,
+        Generation::Running
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_app_calling_process_send_ready() {
+    if !has("node") {
+        eprintln!("skipped: node not installed");
+        return;
+    }
+    let mut f = Fixture::start().await;
+    let script = f.path("app.js");
+    std::fs::write(
+        &script,
+        "setTimeout(() => process.send('ready'), 300);\nprocess.on('message', m => { if (m === 'stop') process.exit(0); });\n",
+    )
+    .unwrap();
+    let mut app = f.script_app("node", "");
+    app.run = script.to_str().unwrap().to_owned();
+    app.ready_on = ReadyOn::Message;
+    app.stop_signal = StopSignal::Message;
+    f.add(app).await;
+    let p = f.start_app("node", 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.process(p.id).await.unwrap().generation, Generation::New);
+    f.wait_rest().await;
+    let pid = f.process(p.id).await.unwrap().pid.unwrap();
+    assert_eq!(f.call(Request::Stop { id: p.id }).await, Response::Ok {});
+    assert!(wait_gone(pid).await);
+    let exit = f
+        .logs("node")
+        .await
+        .into_iter()
+        .find(|r| r.kind == LogKind::Exit)
+        .unwrap();
+    assert_eq!(
+        exit.text, "code=0 signal=null",
+        "stopped by the 'stop' message"
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_process_is_restarted_after_its_delay_and_not_when_disabled() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("crash", "sleep 0.05; exit 3");
+    app.restart_crashing_delay = 200;
+    f.add(app).await;
+    let p = f.start_app("crash", 0).await;
+    f.wait_until("two crashes", |ps| {
+        ps.iter().any(|q| q.id == p.id && q.crashes >= 2)
+    })
+    .await;
+    let mut calm = f.script_app("calm", "sleep 0.05; exit 3");
+    calm.restart_crashing = false;
+    calm.restart_new_crashing = false;
+    f.add(calm).await;
+    let q = f.start_app("calm", 0).await;
+    f.wait_until("calm gone", |ps| ps.iter().all(|x| x.id != q.id))
+        .await;
+    let exits = f
+        .logs("calm")
+        .await
+        .iter()
+        .filter(|r| r.kind == LogKind::Exit)
+        .count();
+    assert_eq!(exits, 1);
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grandchild_ignoring_signals_is_gone_after_stop_kill_and_kill_daemon() {
+    let body = "sh -c 'trap \"\" INT TERM; echo $$ > \"$0\"; while true; do sleep 0.05; done' \"$GRANDCHILD\" &\n\
+                trap 'exit 0' INT\nwhile true; do sleep 0.05; done";
+    for how in ["stop", "kill", "kill_daemon"] {
+        let mut f = Fixture::start().await;
+        let mut app = f.script_app("fam", body);
+        let marker = f.path("grandchild.pid");
+        app.env
+            .insert("GRANDCHILD".into(), marker.to_str().unwrap().to_owned());
+        app.restart_crashing = false;
+        f.add(app).await;
+        let p = f.start_app("fam", 0).await;
+        f.wait_rest().await;
+        let grandchild = read_pid(&marker).await;
+        assert!(alive(grandchild));
+        match how {
+            "stop" => assert_eq!(f.call(Request::Stop { id: p.id }).await, Response::Ok {}),
+            "kill" => assert_eq!(f.call(Request::Kill { id: p.id }).await, Response::Ok {}),
+            _ => {
+                f.shutdown().await;
+                assert!(
+                    wait_gone(grandchild).await,
+                    "grandchild survived kill_daemon"
+                );
+                continue;
+            }
+        }
+        assert!(wait_gone(grandchild).await, "grandchild survived {how}");
+        f.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_timeout_escalates_to_the_kill_signal() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("stubborn", "trap '' INT\nwhile true; do sleep 0.05; done");
+    app.stop_timeout = Some(300);
+    app.kill_signal = KillSignal::Sigkill;
+    f.add(app).await;
+    let p = f.start_app("stubborn", 0).await;
+    f.wait_rest().await;
+    let pid = f.process(p.id).await.unwrap().pid.unwrap();
+    f.call(Request::Stop { id: p.id }).await;
+    assert!(wait_gone(pid).await);
+    let kinds: Vec<LogKind> = f.logs("stubborn").await.iter().map(|r| r.kind).collect();
+    assert!(kinds.contains(&LogKind::StopTimeout), "{kinds:?}");
+    let exit = f
+        .logs("stubborn")
+        .await
+        .into_iter()
+        .find(|r| r.kind == LogKind::Exit)
+        .unwrap();
+    assert_eq!(exit.text, "code=null signal=SIGKILL");
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_timeout_kills_and_respawns() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("golem", "while true; do sleep 0.05; done");
+    app.ready_on = ReadyOn::Message;
+    app.start_timeout = Some(200);
+    app.restart_crashing_delay = 100;
+    f.add(app).await;
+    let p = f.start_app("golem", 0).await;
+    f.wait_until("a start-timeout respawn", |ps| {
+        ps.iter().any(|q| q.id == p.id && q.crashes >= 1)
+    })
+    .await;
+    let kinds: Vec<LogKind> = f.logs("golem").await.iter().map(|r| r.kind).collect();
+    assert!(kinds.contains(&LogKind::StartTimeout), "{kinds:?}");
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_signals_message_and_disconnect_and_send() {
+    let mut f = Fixture::start().await;
+    // Echoes every IPC line to stdout; exits on "stop" or when fd 3 closes.
+    let body = "while read -r line <&3; do echo \"ipc $line\"; [ \"$line\" = '\"stop\"' ] && exit 0; done; echo eof; exit 0";
+    let mut by_message = f.script_app("bymsg", body);
+    by_message.stop_signal = StopSignal::Message;
+    let mut by_disconnect = f.script_app("bydisc", body);
+    by_disconnect.stop_signal = StopSignal::Disconnect;
+    f.add(by_message).await;
+    f.add(by_disconnect).await;
+    let a = f.start_app("bymsg", 0).await;
+    let b = f.start_app("bydisc", 0).await;
+    f.wait_rest().await;
+    let sent = f
+        .call(Request::Send {
+            id: a.id,
+            message: serde_json::json!({"hello": [1, 2]}),
+        })
+        .await;
+    assert_eq!(sent, Response::Ok {});
+    f.call(Request::Stop { id: a.id }).await;
+    f.call(Request::Stop { id: b.id }).await;
+    f.wait_until("both gone", |ps| ps.is_empty()).await;
+    let a_out: Vec<String> = f
+        .logs("bymsg")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == LogKind::Stdout)
+        .map(|r| r.text)
+        .collect();
+    assert_eq!(a_out, ["ipc {\"hello\":[1,2]}", "ipc \"stop\""]);
+    let b_out: Vec<String> = f
+        .logs("bydisc")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == LogKind::Stdout)
+        .map(|r| r.text)
+        .collect();
+    assert_eq!(b_out, ["eof"]);
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_instances_queues_starts() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("capped", "while true; do sleep 0.05; done");
+    app.ready_on = ReadyOn::Message;
+    app.instances = 1;
+    app.max_instances = 2;
+    f.add(app).await;
+    let reply = f
+        .call(Request::All {
+            requests: (0..3)
+                .map(|n| Request::Start {
+                    name: "capped".into(),
+                    number: Some(n),
+                })
+                .collect(),
+        })
+        .await;
+    assert!(matches!(reply, Response::Batch { .. }));
+    let ps = f
+        .wait_until("two started", |ps| {
+            ps.iter().filter(|p| p.pid.is_some()).count() == 2
+        })
+        .await;
+    let generations: Vec<Generation> = ps.iter().map(|p| p.generation).collect();
+    assert_eq!(
+        generations
+            .iter()
+            .filter(|g| **g == Generation::New)
+            .count(),
+        2,
+        "{generations:?}"
+    );
+    assert_eq!(
+        generations
+            .iter()
+            .filter(|g| **g == Generation::Queue)
+            .count(),
+        1,
+        "{generations:?}"
+    );
+    let first = ps
+        .iter()
+        .find(|p| p.generation == Generation::New)
+        .unwrap()
+        .id;
+    f.call(Request::Kill { id: first }).await;
+    f.wait_until("queue released", |ps| {
+        ps.iter()
+            .filter(|p| p.generation == Generation::New && p.pid.is_some())
+            .count()
+            == 2
+            && ps.iter().all(|p| p.generation != Generation::Queue)
+    })
+    .await;
+    f.shutdown().await;
+}
