@@ -278,3 +278,54 @@ fn other_users_are_refused() {
     // And the daemon still serves its owner.
     assert_eq!(home.raw().roundtrip(r#"{"type":"info"}"#)["type"], "info");
 }
+
+#[test]
+fn broken_config_fails_before_any_daemon_is_launched() {
+    let home = Home::new();
+    std::fs::write(
+        home.dir.path().join("process-config.json"),
+        r#"{"applications":[{"name":"web","instances":-3}]}"#,
+    )
+    .unwrap();
+    let out = home.run(&["--launch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for part in ["process-config.json", "\"web\"", "\"instances\"", "-3"] {
+        assert!(err.contains(part), "missing {part}: {err}");
+    }
+    assert!(!home.home().exists(), "no daemon home was created");
+}
+
+#[test]
+fn home_and_socket_come_from_the_config_file() {
+    let home = Home::new();
+    let custom = home.dir.path().join("elsewhere");
+    std::fs::write(
+        home.dir.path().join("process-config.json"),
+        format!(
+            r#"{{"home":"{}","socket":"unix:ctl.sock"}}"#,
+            custom.display()
+        ),
+    )
+    .unwrap();
+    let out = home
+        .cmd(&["--launch"])
+        .env_remove("FINAL_PM_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid: u32 = std::fs::read_to_string(custom.join("ctl.sock.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    home.adopt(pid);
+    let out = home
+        .cmd(&["--kill"])
+        .env_remove("FINAL_PM_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!alive(pid));
+    assert!(!custom.join("ctl.sock").exists());
+}

@@ -70,6 +70,12 @@ impl Home {
         Some(pid)
     }
 
+    /// Kills `pid` when the test ends, whatever happens (a daemon this
+    /// home's lock file does not name).
+    pub fn adopt(&self, pid: u32) {
+        self.pids.borrow_mut().push(pid);
+    }
+
     pub fn remember_daemon(&self) {
         let _ = self.daemon_pid();
     }

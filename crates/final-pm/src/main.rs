@@ -2,6 +2,7 @@
 //! itself when started through the hidden `__daemon` entry point.
 
 mod cli;
+mod config;
 mod exit;
 mod launch;
 mod output;
@@ -12,7 +13,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use final_pm_daemon::paths;
 use final_pm_protocol::Request;
 
 use crate::cli::Cli;
@@ -90,10 +90,32 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Usage);
     }
-    let target = target(&cli)?;
+    let groups = match load_config(&cli) {
+        Ok(groups) => groups,
+        Err(err) => {
+            out.error(&["Configuration"], &err.to_string());
+            out.error(
+                &["Configuration"],
+                "Check \"final-pm --help\" for example configurations.",
+            );
+            return Ok(Exit::Failure);
+        }
+    };
+    let mut exit = Exit::Success;
+    for settings in &groups {
+        let group_exit = run_group(&cli, &target(settings), out).await?;
+        if group_exit != Exit::Success {
+            exit = group_exit;
+        }
+    }
+    Ok(exit)
+}
+
+/// Everything the command does against one daemon.
+async fn run_group(cli: &Cli, target: &Target, out: &Output) -> anyhow::Result<Exit> {
     if cli.kill && !cli.launch && !cli.wait {
         // Nothing to kill: say so, and do not launch a daemon just to kill it.
-        let Some(client) = launch::connect(&target).await? else {
+        let Some(client) = launch::connect(target).await? else {
             out.info(
                 &["Daemon"],
                 &format!("No daemon running at {}", target.socket.display()),
@@ -102,7 +124,7 @@ async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
         };
         return kill_daemon(client, out).await;
     }
-    let mut client = launch::connect_or_launch(&target, out).await?;
+    let mut client = launch::connect_or_launch(target, out).await?;
     out.debug(
         &["Version"],
         &format!(
@@ -137,32 +159,27 @@ async fn kill_daemon(mut client: final_pm_protocol::Client, out: &Output) -> any
     Ok(Exit::Success)
 }
 
-/// Where the daemon lives, from `--set`, `FINAL_PM_CONFIG_*` and defaults.
-fn target(cli: &Cli) -> anyhow::Result<Target> {
+/// Loads the configuration (files, `FINAL_PM_CONFIG_*`, `--set`): one group
+/// per distinct daemon socket.
+fn load_config(cli: &Cli) -> Result<Vec<config::Settings>, config::ConfigError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let set = |key: &str| {
-        cli.set.iter().rev().find_map(|s| {
-            s.strip_prefix(key)
-                .and_then(|rest| rest.strip_prefix('='))
-                .map(str::to_owned)
-        })
-    };
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let home = set("home")
-        .or_else(|| env("FINAL_PM_CONFIG_HOME"))
-        .map(|home| paths::resolve(&cwd, &home))
-        .unwrap_or_else(|| paths::default_home(std::env::var("HOME").ok().as_deref()));
-    let socket = set("socket")
-        .or_else(|| env("FINAL_PM_CONFIG_SOCKET"))
-        .unwrap_or_else(|| paths::DEFAULT_SOCKET.into());
-    let socket = paths::parse_socket(&socket, &home)?;
-    let daemon_log = set("daemon-log")
-        .or_else(|| env("FINAL_PM_CONFIG_DAEMON_LOG"))
-        .unwrap_or_else(|| paths::DEFAULT_DAEMON_LOG.into());
-    let daemon_log = paths::resolve(&home, &daemon_log);
-    Ok(Target {
-        home,
-        socket,
-        daemon_log,
+    // Variables that are not UTF-8 cannot be configuration; they are left out
+    // of what apps inherit too, rather than mangled.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    config::load(&config::LoadOptions {
+        cwd,
+        configs: cli.config.clone(),
+        sets: cli.set.clone(),
+        env,
     })
+}
+
+fn target(settings: &config::Settings) -> Target {
+    Target {
+        home: settings.home.clone(),
+        socket: settings.socket.clone(),
+        daemon_log: settings.daemon_log.clone(),
+    }
 }
