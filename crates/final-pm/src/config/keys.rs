@@ -9,7 +9,7 @@
 //!
 //! Converters return the bare problem text ("expected …, got …"); the caller
 //! knows the origin, the application and the key and wraps it into a
-//! [`ConfigError`](super::error::ConfigError).
+//! [`ConfigError`].
 
 use std::collections::{BTreeMap, HashMap};
 
