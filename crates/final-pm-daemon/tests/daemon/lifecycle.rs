@@ -339,3 +339,157 @@ async fn max_instances_queues_starts() {
     .await;
     f.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_startup_marks_and_signals_only_once_ready() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("slow", "trap 'echo got INT; exit 0' INT\nsleep 0.5\necho '\"ready\"' >&3\nwhile true; do sleep 0.05; done");
+    app.ready_on = ReadyOn::Message;
+    f.add(app).await;
+    let p = f.start_app("slow", 0).await;
+    let started = f
+        .wait_until("spawned", |ps| {
+            ps.iter().any(|q| q.id == p.id && q.pid.is_some())
+        })
+        .await;
+    let pid = started[0].pid.unwrap();
+    f.call(Request::Stop { id: p.id }).await;
+    assert_eq!(
+        f.process(p.id).await.unwrap().generation,
+        Generation::Marked
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        alive(pid),
+        "a marked process must not be signalled before it is ready"
+    );
+    assert!(f.logs("slow").await.iter().all(|r| r.kind != LogKind::Stop));
+    assert!(wait_gone(pid).await);
+    let texts: Vec<String> = f.logs("slow").await.into_iter().map(|r| r.text).collect();
+    let marked = texts
+        .iter()
+        .position(|t| t == "moved to marked generation")
+        .unwrap();
+    let old = texts
+        .iter()
+        .position(|t| t == "moved to old generation")
+        .unwrap();
+    let stop = texts.iter().position(|t| t == "signal=SIGINT").unwrap();
+    let got = texts.iter().position(|t| t == "got INT").unwrap();
+    assert!(marked < old && old < stop && stop < got, "{texts:?}");
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_instances_replace_by_number_and_non_unique_replace_the_oldest() {
+    let mut f = Fixture::start().await;
+    let body =
+        "trap 'exit 0' INT\necho \"n=$FINAL_PM_INSTANCE_NUMBER\"\nwhile true; do sleep 0.05; done";
+    let mut unique = f.script_app("uniq", body);
+    unique.instances = 3;
+    f.add(unique).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(f.start_app("uniq", n).await.id);
+    }
+    f.wait_rest().await;
+    let again = f.start_app("uniq", 1).await.id;
+    f.wait_rest().await;
+    let ps = f
+        .wait_until("old #1 gone", |ps| ps.iter().all(|p| p.id != ids[1]))
+        .await;
+    let mut running: Vec<_> = ps
+        .iter()
+        .filter(|p| p.app_name == "uniq")
+        .map(|p| (p.number, p.id))
+        .collect();
+    running.sort();
+    assert_eq!(running, vec![(0, ids[0]), (1, again), (2, ids[2])]);
+    let numbers: Vec<String> = f
+        .logs("uniq")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == LogKind::Stdout)
+        .map(|r| r.text)
+        .collect();
+    // The first three start together, so their lines may interleave.
+    let mut first: Vec<&str> = numbers[..3].iter().map(String::as_str).collect();
+    first.sort_unstable();
+    assert_eq!(first, ["n=0", "n=1", "n=2"]);
+    assert_eq!(numbers[3], "n=1");
+
+    let mut plain = f.script_app("plain", body);
+    plain.instances = 2;
+    plain.unique_instances = false;
+    f.add(plain).await;
+    let a = f.start_app("plain", 0).await.id;
+    f.wait_rest().await;
+    let b = f.start_app("plain", 0).await.id;
+    f.wait_rest().await;
+    let c = f.start_app("plain", 0).await.id;
+    f.wait_rest().await;
+    let ps = f
+        .wait_until("oldest plain gone", |ps| ps.iter().all(|p| p.id != a))
+        .await;
+    let mut kept: Vec<_> = ps
+        .iter()
+        .filter(|p| p.app_name == "plain")
+        .map(|p| (p.number, p.id))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, vec![(0, c), (1, b)], "renumbered newest-first");
+    let no_env = f
+        .logs("plain")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == LogKind::Stdout)
+        .all(|r| r.text == "n=");
+    assert!(no_env, "non-unique apps get no FINAL_PM_INSTANCE_NUMBER");
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_signal_sigterm_is_delivered() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app(
+        "term",
+        "trap 'echo got TERM; exit 0' TERM\ntrap '' INT\nwhile true; do sleep 0.05; done",
+    );
+    app.stop_signal = StopSignal::Sigterm;
+    f.add(app).await;
+    let p = f.start_app("term", 0).await;
+    f.wait_rest().await;
+    f.call(Request::Stop { id: p.id }).await;
+    f.wait_until("gone", |ps| ps.is_empty()).await;
+    let texts: Vec<String> = f.logs("term").await.into_iter().map(|r| r.text).collect();
+    assert!(
+        texts.contains(&"signal=SIGTERM".to_owned()) && texts.contains(&"got TERM".to_owned()),
+        "{texts:?}"
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_is_paced_by_its_delay_and_the_daemon_stays_responsive() {
+    let mut f = Fixture::start().await;
+    let mut app = f.script_app("loop", "exit 1");
+    app.restart_crashing_delay = 100;
+    f.add(app).await;
+    let p = f.start_app("loop", 0).await;
+    let begin = std::time::Instant::now();
+    // The daemon answers promptly throughout (each call would time out in
+    // the fixture if it did not).
+    for _ in 0..50 {
+        let _ = f.processes().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = begin.elapsed().as_millis() as u32;
+    let crashes = f.process(p.id).await.map_or(0, |q| q.crashes);
+    // One start per 100 ms delay at most, plus the first.
+    assert!(
+        crashes <= elapsed / 100 + 2,
+        "{crashes} crashes in {elapsed} ms with a 100 ms delay"
+    );
+    assert!(crashes >= 3, "the loop kept restarting: {crashes}");
+    f.shutdown().await;
+}
