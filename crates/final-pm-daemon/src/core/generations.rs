@@ -501,7 +501,7 @@ impl Core {
         let group: Vec<&Process> = self
             .procs
             .iter()
-            .filter(|p| p.generation == Generation::Running && p.same_group(joined))
+            .filter(|p| p.generation == Generation::Running && joined.same_group(p))
             .collect();
         let Some(latest) = group.iter().map(|p| &p.app).max_by_key(|app| app.revision) else {
             return;

@@ -66,7 +66,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use final_pm_protocol::{AppConfig, AppInfo, Generation, LogKind, ProcessId};
+use final_pm_protocol::{AppConfig, AppInfo, Generation, LogKind, ProcessId, ReadyOn};
 
 pub use self::apps::AddOutcome;
 pub use self::effect::{Effect, ProcessEnd, Signal, WaitId};
@@ -293,7 +293,7 @@ impl Core {
             stop_deadline: None,
         };
         let outbox = std::mem::take(&mut process.outbox);
-        let instant = process.app.config.ready_on == final_pm_protocol::ReadyOn::Instant;
+        let instant = process.app.config.ready_on == ReadyOn::Instant;
         self.effects.extend(
             outbox
                 .into_iter()

@@ -99,13 +99,13 @@ impl Process {
     /// Whether `other` competes with `self` in reconciliation (§4.7): same
     /// app name, and for logging processes also the same arguments and
     /// directory (bug 7: two logger objects must not replace each other's
-    /// processes).
+    /// processes). Symmetric, even if an app changed its type between
+    /// revisions.
     pub(crate) fn same_group(&self, other: &Self) -> bool {
+        let logger = |p: &Self| p.app.config.app_type == AppType::Logger;
         self.name() == other.name()
-            && match self.app.config.app_type {
-                AppType::Application => true,
-                AppType::Logger => self.args == other.args && self.cwd == other.cwd,
-            }
+            && (!(logger(self) || logger(other))
+                || (self.args == other.args && self.cwd == other.cwd))
     }
 }
 
