@@ -19,6 +19,7 @@ pub mod core;
 pub mod entry;
 pub mod lock;
 pub mod paths;
+pub mod procfs;
 
 mod api;
 mod child;

@@ -9,7 +9,7 @@ use std::fs;
 
 /// Whether `pid` or any of its descendants has a listening socket.
 pub(crate) fn group_listens(pid: u32) -> bool {
-    let inodes = socket_inodes(&descendants(pid));
+    let inodes = socket_inodes(&crate::procfs::descendants(pid));
     if inodes.is_empty() {
         return false;
     }
@@ -49,29 +49,6 @@ pub(crate) fn group_listens(pid: u32) -> bool {
         }
     }
     false
-}
-
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut all = vec![pid];
-    let mut index = 0;
-    while index < all.len() && all.len() < 4096 {
-        let current = all[index];
-        index += 1;
-        let Ok(tasks) = fs::read_dir(format!("/proc/{current}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(children) = fs::read_to_string(task.path().join("children")) else {
-                continue;
-            };
-            all.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    all
 }
 
 fn socket_inodes(pids: &[u32]) -> HashSet<u64> {

@@ -149,7 +149,6 @@ impl Clock {
 struct Watched {
     handle: ChildHandle,
     app: String,
-    max_log_bytes: u64,
 }
 
 /// The state owner.
@@ -457,17 +456,13 @@ impl Supervisor {
                 kind,
                 text,
             } => {
-                let max = self.core.app(&app).map_or_else(
-                    final_pm_protocol::model::defaults::max_buffered_log_bytes,
-                    |a| a.config.max_buffered_log_bytes,
-                );
                 let process = LogProcess {
                     pid: pid.map_or(-1, i64::from),
                     id,
                     number,
                     generation,
                 };
-                self.record(app, Some(process), kind, text, 0, max);
+                self.record(app, Some(process), kind, text, 0);
             }
             Effect::Forget { id } => {
                 self.children.remove(&id);
@@ -532,7 +527,6 @@ impl Supervisor {
                     Watched {
                         handle,
                         app: app.config.name.clone(),
-                        max_log_bytes: app.config.max_buffered_log_bytes,
                     },
                 );
                 self.core.handle_spawned(now, id, pid);
@@ -569,7 +563,6 @@ impl Supervisor {
                     return;
                 };
                 let app = watched.app.clone();
-                let max = watched.max_log_bytes;
                 let pid = i64::from(watched.handle.pid);
                 let view = self.core.process(id);
                 let process = LogProcess {
@@ -583,7 +576,7 @@ impl Supervisor {
                     Stream::Stderr => LogKind::Stderr,
                 };
                 let text = String::from_utf8_lossy(&line.bytes).into_owned();
-                self.record(app, Some(process), kind, text, line.truncated, max);
+                self.record(app, Some(process), kind, text, line.truncated);
             }
             ChildEvent::Message { id, message } => {
                 debug!(%id, %message, "IPC message from a process");
@@ -603,7 +596,6 @@ impl Supervisor {
         kind: LogKind,
         text: String,
         truncated: u64,
-        max: u64,
     ) {
         let record = Arc::new(LogRecord {
             kind,
@@ -614,6 +606,12 @@ impl Supervisor {
             process,
             truncated,
         });
+        // The buffer is per app, so the app's current revision sets its size
+        // (spec §7.5: the highest revision seen applies).
+        let max = self.core.app(&record.app).map_or_else(
+            final_pm_protocol::model::defaults::max_buffered_log_bytes,
+            |a| a.config.max_buffered_log_bytes,
+        );
         self.seq += 1;
         let seq = self.seq;
         self.logs.push(
@@ -634,7 +632,7 @@ impl Supervisor {
         use nix::sys::wait::{WaitPidFlag, waitpid};
         let watched: std::collections::HashSet<u32> =
             self.children.values().map(|w| w.handle.pid).collect();
-        for pid in own_children() {
+        for pid in crate::procfs::children_of(std::process::id()) {
             if !watched.contains(&pid) {
                 let _ = waitpid(
                     nix::unistd::Pid::from_raw(pid as i32),
@@ -645,22 +643,16 @@ impl Supervisor {
     }
 }
 
-/// Children of this process, from `/proc/self/task/*/children`.
-fn own_children() -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return pids;
-    };
-    for task in tasks.flatten() {
-        if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
+/// A supervisor dropped while it still watches processes was not shut down
+/// cleanly (its runtime was torn down, e.g. an embedding program or test
+/// panicked). Its processes would run on unsupervised; kill their groups.
+/// After a clean shutdown nothing is watched and this does nothing.
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for watched in self.children.values() {
+            watched.handle.signal(crate::core::Signal::Kill);
         }
     }
-    pids
 }
 
 fn notify_socket(inc: Incarnation) -> Option<(String, tokio::net::UnixDatagram)> {

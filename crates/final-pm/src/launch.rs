@@ -198,14 +198,7 @@ fn log_tail(path: &Path, start: u64) -> String {
 pub(crate) async fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-        let gone = match stat {
-            Err(_) => true,
-            // The state follows the parenthesised command name.
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        };
+        let gone = !final_pm_daemon::procfs::is_alive(pid);
         if gone {
             return true;
         }

@@ -163,6 +163,16 @@ impl Fixture {
         self.remember().await;
     }
 
+    /// Tears the daemon down without a shutdown, as a panicking embedder
+    /// would (its task is dropped mid-flight). Borrows rather than consumes, so the fixture's own kill-on-drop
+    /// guard does not run before the test has looked.
+    pub async fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     pub async fn shutdown(mut self) {
         self.token.cancel();
         if let Some(task) = self.task.take() {
@@ -183,14 +193,7 @@ impl Drop for Fixture {
     }
 }
 
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
+pub use final_pm_daemon::procfs::is_alive as alive;
 
 pub async fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);

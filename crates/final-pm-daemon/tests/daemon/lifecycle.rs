@@ -493,3 +493,21 @@ async fn crash_loop_is_paced_by_its_delay_and_the_daemon_stays_responsive() {
     assert!(crashes >= 3, "the loop kept restarting: {crashes}");
     f.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_torn_down_without_shutdown_kills_its_processes() {
+    let mut f = Fixture::start().await;
+    let app = f.script_app(
+        "orphan",
+        "trap '' INT TERM\nwhile true; do sleep 0.05; done",
+    );
+    f.add(app).await;
+    let p = f.start_app("orphan", 0).await;
+    f.wait_rest().await;
+    let pid = f.process(p.id).await.unwrap().pid.unwrap();
+    f.abort().await;
+    assert!(
+        wait_gone(pid).await,
+        "process {pid} outlived its supervisor"
+    );
+}
