@@ -4,6 +4,14 @@
 mod cli;
 mod config;
 mod exit;
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the --help* flags are wired to these pages in the main.rs/cli.rs rewrite"
+    )
+)]
+mod help;
 mod launch;
 mod output;
 

@@ -75,7 +75,7 @@ use serde_json::Value;
 pub(crate) use self::discover::resolve_config;
 pub(crate) use self::error::{AppLabel, ConfigError, Origin};
 use self::error::{describe, suggest};
-use self::keys::{AppKey, DEFAULT_IGNORE_ENV, Draft, TopKey};
+pub(crate) use self::keys::{AppKey, DEFAULT_IGNORE_ENV, Draft, TopKey};
 use self::overrides::{Globals, Top};
 
 /// What the CLI knows when it loads configurations.
