@@ -20,6 +20,9 @@ pub fn bin() -> &'static str {
 pub struct Home {
     pub dir: tempfile::TempDir,
     pids: std::cell::RefCell<Vec<u32>>,
+    /// Managed processes seen by [`Home::processes`]: their process groups
+    /// are killed on drop, in case the daemon could not do it.
+    groups: std::cell::RefCell<Vec<u32>>,
 }
 
 impl Home {
@@ -27,6 +30,7 @@ impl Home {
         Self {
             dir: tempfile::tempdir().unwrap(),
             pids: Default::default(),
+            groups: Default::default(),
         }
     }
 
@@ -95,6 +99,62 @@ impl Drop for Home {
         for &pid in self.pids.borrow().iter() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
+        for &pgid in self.groups.borrow().iter() {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Home {
+    /// Writes `process-config.json` in the test's directory.
+    pub fn config(&self, json: &str) {
+        std::fs::write(self.dir.path().join("process-config.json"), json).unwrap();
+    }
+
+    /// Writes an executable script in the test's directory.
+    pub fn script(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The daemon's processes (`show --json`), remembered for cleanup.
+    pub fn processes(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["show", "--json", "--no-upload"]);
+        assert!(out.status.success(), "show failed: {}", stderr(&out));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("show --json: {e}: {}", stdout(&out)));
+        let processes = info["processes"].as_array().cloned().unwrap_or_default();
+        for p in &processes {
+            if let Some(pid) = p["pid"].as_u64() {
+                let mut groups = self.groups.borrow_mut();
+                if !groups.contains(&(pid as u32)) {
+                    groups.push(pid as u32);
+                }
+            }
+        }
+        processes
+    }
+
+    /// Waits until `app` has exactly `count` running processes with pids and
+    /// nothing in new, old or marked; returns them by number.
+    pub fn settle(&self, app: &str, count: usize) -> Vec<(u64, u32)> {
+        let mut last = Vec::new();
+        let ok = wait_for(Duration::from_secs(10), || {
+            let all = self.processes();
+            let mine: Vec<&serde_json::Value> =
+                all.iter().filter(|p| p["app_name"] == app).collect();
+            last = mine
+                .iter()
+                .filter(|p| p["generation"] == "running")
+                .filter_map(|p| Some((p["number"].as_u64()?, p["pid"].as_u64()? as u32)))
+                .collect();
+            last.sort_unstable();
+            last.len() == count && mine.len() == count
+        });
+        assert!(ok, "{app} did not settle at {count} running: {last:?}");
+        last
     }
 }
 

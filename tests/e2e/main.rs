@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod actions;
 mod daemon_life;
 mod harness;
 mod hostile;

@@ -12,7 +12,8 @@ use clap::Parser;
     name = "final-pm",
     version,
     about,
-    override_usage = "final-pm [OPTIONS] [ACTION SELECTOR...]"
+    override_usage = "final-pm [OPTIONS] [ACTION SELECTOR...]",
+    disable_help_flag = true
 )]
 pub(crate) struct Cli {
     /// Config file, or folder to search for process-config.js/.json (repeatable)
@@ -69,10 +70,52 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) json: bool,
 
+    /// Print the short help (options)
+    #[arg(long)]
+    pub(crate) help: bool,
+
+    /// Print the full usage: actions, selectors, examples
+    #[arg(long = "help-usage")]
+    pub(crate) help_usage: bool,
+
+    /// Print how processes move through the generations
+    #[arg(long = "help-generations")]
+    pub(crate) help_generations: bool,
+
+    /// Print an example configuration and app
+    #[arg(long = "help-example")]
+    pub(crate) help_example: bool,
+
+    /// Print every configuration key with its default
+    #[arg(long = "help-configuration")]
+    pub(crate) help_configuration: bool,
+
+    /// Print all help pages
+    #[arg(long = "help-all")]
+    pub(crate) help_all: bool,
+
     /// The action and its selectors: start, restart, stop, scale, kill, show,
     /// log, add, delete, inspect
     #[arg(value_name = "ACTION SELECTOR")]
     pub(crate) words: Vec<String>,
+}
+
+impl Cli {
+    /// The help page asked for, if any. When several are given, the first of
+    /// usage, generations, example, configuration, all, help wins.
+    pub(crate) fn help_page(&self) -> Option<fn() -> String> {
+        use crate::help;
+        [
+            (self.help_usage, help::usage as fn() -> String),
+            (self.help_generations, help::generations),
+            (self.help_example, help::example),
+            (self.help_configuration, help::configuration),
+            (self.help_all, help::all),
+            (self.help, help::short),
+        ]
+        .into_iter()
+        .find_map(|(asked, page)| asked.then_some(page))
+    }
 }
 
 #[cfg(test)]

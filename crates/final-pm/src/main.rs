@@ -1,31 +1,29 @@
 //! `final-pm`: the command-line client of the final-pm daemon, and the daemon
 //! itself when started through the hidden `__daemon` entry point.
 
+mod action;
 mod cli;
 mod config;
 mod exit;
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the --help* flags are wired to these pages in the main.rs/cli.rs rewrite"
-    )
-)]
 mod help;
+mod inspect;
 mod launch;
+mod logview;
 mod output;
+mod plan;
+mod procstat;
+mod run;
+mod selector;
+mod show;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use final_pm_protocol::Request;
 
 use crate::cli::Cli;
 use crate::exit::Exit;
-use crate::launch::Target;
 use crate::output::Output;
 
 /// The hidden first argument that turns this executable into the daemon.
@@ -38,9 +36,37 @@ fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(err) => return usage_error(err),
+        Err(err) => return clap_error(err),
     };
-    let out = Output::new(cli.verbose);
+    if let Some(page) = cli.help_page() {
+        Output::new(false, false).result(&page());
+        return ExitCode::SUCCESS;
+    }
+    let out = Output::new(cli.verbose, cli.json);
+    let invocation = match action::parse(&cli.words) {
+        Ok(invocation) => invocation,
+        Err(err) => return usage_error(&out, &err.to_string()),
+    };
+    if invocation.is_none() && !(cli.kill || cli.launch || cli.force || cli.wait) {
+        out.result(&help::short());
+        return ExitCode::SUCCESS;
+    }
+    if cli.lines < 0 {
+        return usage_error(
+            &out,
+            &format!(
+                "-n/--lines is how many past lines to print; it must be 0 or more, not {}",
+                cli.lines
+            ),
+        );
+    }
+    if cli.follow
+        && invocation
+            .as_ref()
+            .is_none_or(|i| i.action != action::Action::Log)
+    {
+        return usage_error(&out, "-f/--follow only applies to the log action");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,7 +77,7 @@ fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    match runtime.block_on(run(cli, &out)) {
+    match runtime.block_on(run(&cli, invocation.as_ref(), &out)) {
         Ok(exit) => exit.into(),
         Err(err) => {
             out.error(&["CLI"], &format!("{err:#}"));
@@ -60,111 +86,64 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage_error(err: clap::Error) -> ExitCode {
+fn clap_error(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+        ErrorKind::DisplayVersion => {
             let _ = err.print();
             ExitCode::SUCCESS
         }
         _ => {
-            let out = Output::new(false);
             let text = err.render().to_string();
             let first = text
                 .lines()
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            out.error(&["Arguments"], first);
-            out.error(
-                &["Arguments"],
-                "Check \"final-pm --help\" for the correct syntax.",
-            );
-            Exit::Usage.into()
+            usage_error(&Output::new(false, false), first)
         }
     }
 }
 
-async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
-    if cli.words.is_empty() && !(cli.kill || cli.launch || cli.force || cli.wait) {
-        use clap::CommandFactory;
-        let _ = Cli::command().print_help();
-        return Ok(Exit::Success);
-    }
-    if let Some(action) = cli.words.first() {
-        out.error(
-            &["Arguments"],
-            &format!("the action \"{action}\" is not available in this version of final-pm"),
+fn usage_error(out: &Output, message: &str) -> ExitCode {
+    out.error(&["Arguments"], message);
+    out.error(
+        &["Arguments"],
+        "Check \"final-pm --help\" for the correct syntax.",
+    );
+    Exit::Usage.into()
+}
+
+async fn run(
+    cli: &Cli,
+    invocation: Option<&action::Invocation>,
+    out: &Output,
+) -> anyhow::Result<Exit> {
+    if cli.dry {
+        out.info(
+            &["DRY"],
+            "Commands with side effects will only be simulated.",
         );
-        return Ok(Exit::Usage);
     }
-    let groups = match load_config(&cli) {
+    let groups = match load_config(cli) {
         Ok(groups) => groups,
         Err(err) => {
             out.error(&["Configuration"], &err.to_string());
             out.error(
                 &["Configuration"],
-                "Check \"final-pm --help\" for example configurations.",
+                "Check \"final-pm --help-configuration\" for the keys and an example.",
             );
             return Ok(Exit::Failure);
         }
     };
     let mut exit = Exit::Success;
     for settings in &groups {
-        let group_exit = run_group(&cli, &target(settings), out).await?;
+        let group_exit = run::group(cli, invocation, settings, out).await?;
         if group_exit != Exit::Success {
             exit = group_exit;
         }
     }
     Ok(exit)
-}
-
-/// Everything the command does against one daemon.
-async fn run_group(cli: &Cli, target: &Target, out: &Output) -> anyhow::Result<Exit> {
-    if cli.kill && !cli.launch && !cli.wait {
-        // Nothing to kill: say so, and do not launch a daemon just to kill it.
-        let Some(client) = launch::connect(target).await? else {
-            out.info(
-                &["Daemon"],
-                &format!("No daemon running at {}", target.socket.display()),
-            );
-            return Ok(Exit::Success);
-        };
-        return kill_daemon(client, out).await;
-    }
-    let mut client = launch::connect_or_launch(target, out).await?;
-    out.debug(
-        &["Version"],
-        &format!(
-            "Daemon and CLI final-pm version: {}",
-            client.daemon_version()
-        ),
-    );
-    if cli.wait {
-        out.info(&["Action"], "Wait for completion...");
-        client.call(Request::Wait { all: false }).await?;
-        out.info(&["Action"], "Success");
-    }
-    if cli.kill {
-        return kill_daemon(client, out).await;
-    }
-    Ok(Exit::Success)
-}
-
-async fn kill_daemon(mut client: final_pm_protocol::Client, out: &Output) -> anyhow::Result<Exit> {
-    let pid = client.daemon_pid();
-    out.info(&["Action"], "Kill daemon...");
-    out.debug(&["Command"], "kill_daemon()");
-    client.call(Request::KillDaemon {}).await?;
-    if !launch::wait_for_exit(pid, Duration::from_secs(10)).await {
-        out.error(
-            &["Daemon"],
-            &format!("the daemon (pid {pid}) confirmed the kill but is still running after 10 s"),
-        );
-        return Ok(Exit::Failure);
-    }
-    out.info(&["Action"], "Success");
-    Ok(Exit::Success)
 }
 
 /// Loads the configuration (files, `FINAL_PM_CONFIG_*`, `--set`): one group
@@ -182,12 +161,4 @@ fn load_config(cli: &Cli) -> Result<Vec<config::Settings>, config::ConfigError> 
         sets: cli.set.clone(),
         env,
     })
-}
-
-fn target(settings: &config::Settings) -> Target {
-    Target {
-        home: settings.home.clone(),
-        socket: settings.socket.clone(),
-        daemon_log: settings.daemon_log.clone(),
-    }
 }

@@ -43,15 +43,18 @@ impl Level {
 #[derive(Debug, Clone)]
 pub(crate) struct Output {
     verbose: bool,
+    /// stdout carries JSON only: progress lines go to stderr.
+    json: bool,
     colour_out: bool,
     colour_err: bool,
 }
 
 impl Output {
-    pub(crate) fn new(verbose: bool) -> Self {
+    pub(crate) fn new(verbose: bool, json: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
             verbose,
+            json,
             colour_out: !no_color && std::io::stdout().is_terminal(),
             colour_err: !no_color && std::io::stderr().is_terminal(),
         }
@@ -62,7 +65,8 @@ impl Output {
         if level == Level::Debug && !self.verbose {
             return;
         }
-        let colour = if level.to_stderr() {
+        let to_stderr = level.to_stderr() || self.json;
+        let colour = if to_stderr {
             self.colour_err
         } else {
             self.colour_out
@@ -100,11 +104,28 @@ impl Output {
             buffer.push('\n');
         }
         // A closed pipe (`final-pm show | head`) is not an error worth a panic.
-        let _ = if level.to_stderr() {
+        let _ = if to_stderr {
             std::io::stderr().lock().write_all(buffer.as_bytes())
         } else {
             std::io::stdout().lock().write_all(buffer.as_bytes())
         };
+    }
+
+    /// Whether results on stdout may be coloured.
+    pub(crate) fn colour(&self) -> bool {
+        self.colour_out
+    }
+
+    /// A result (a table, a log line, JSON): printed as it is, on stdout.
+    pub(crate) fn result(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = stdout.write_all(b"\n");
+        }
     }
 
     pub(crate) fn info(&self, tags: &[&str], text: &str) {
@@ -116,7 +137,6 @@ impl Output {
     pub(crate) fn error(&self, tags: &[&str], text: &str) {
         self.line(Level::Error, tags, text);
     }
-    #[allow(dead_code)]
     pub(crate) fn warn(&self, tags: &[&str], text: &str) {
         self.line(Level::Warn, tags, text);
     }

@@ -44,16 +44,6 @@
 //! configs, waits for `node`. A JSON config of hundreds of apps is converted
 //! in one pass without copying the document.
 
-// The CLI's main.rs (edited concurrently) calls `load` once it is wired in;
-// until then only the tests use the loader. Remove with the first caller.
-#![cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "apps and config paths are used once the actions land"
-    )
-)]
-
 mod discover;
 mod error;
 mod js;
