@@ -21,11 +21,6 @@ pub(crate) const WIDTH: usize = 80;
 /// The synopsis, as every page shows it.
 const SYNOPSIS: &str = "final-pm [OPTIONS] [ACTION SELECTOR...]";
 
-/// The actions, in the order the usage page explains them.
-const ACTIONS: [&str; 10] = [
-    "start", "restart", "stop", "kill", "scale", "show", "inspect", "add", "delete", "log",
-];
-
 /// Column where option descriptions start.
 const OPTION_COLUMN: usize = 28;
 
@@ -1034,8 +1029,8 @@ mod tests {
     fn usage_has_examples_options_selectors_actions_and_statuses() {
         let text = usage();
         assert_mentions("usage", &text, &OPTION_NAMES);
-        assert_mentions("usage", &text, &ACTIONS);
-        for action in ACTIONS {
+        assert_mentions("usage", &text, &crate::action::ACTION_WORDS);
+        for action in crate::action::ACTION_WORDS {
             assert!(
                 text.lines()
                     .any(|line| line.starts_with(&format!("  {action} "))
