@@ -6,7 +6,8 @@ const server = http.createServer((req, res) => {
   res.end(`hello from ${process.pid}\n`);
 });
 
-server.listen(3334, () => {
+// PORT lets several copies of the example run side by side (the tests do).
+server.listen(Number(process.env.PORT) || 3334, () => {
   if (process.send) process.send('ready');
 });
 

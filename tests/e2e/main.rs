@@ -5,5 +5,6 @@
 
 mod actions;
 mod daemon_life;
+mod examples;
 mod harness;
 mod hostile;
