@@ -99,7 +99,7 @@ pub(crate) async fn group(
         if !apps.is_empty() {
             match &mut client {
                 Some(client) if !cli.dry => {
-                    if !upload(client, &apps, cli.force, out).await? {
+                    if !upload(client, &apps, cli, out).await? {
                         return Ok(Exit::Failure);
                     }
                 }
@@ -263,9 +263,10 @@ fn describe_paths(settings: &Settings) -> String {
 async fn upload(
     client: &mut Client,
     apps: &[&AppConfig],
-    force: bool,
+    cli: &Cli,
     out: &Output,
 ) -> anyhow::Result<bool> {
+    let force = cli.force;
     out.debug(
         &["Upload"],
         &format!(
@@ -287,6 +288,11 @@ async fn upload(
         out.debug(&["Command"], &plan::describe(request));
     }
     let results = batch_results(client.call(Request::All { requests }).await?)?;
+    if cli.json && invocation_is_add(cli) {
+        out.result(&serde_json::to_string(&Response::Batch {
+            results: results.clone(),
+        })?);
+    }
     let mut added = Vec::new();
     let mut updated = Vec::new();
     let mut ok = true;
@@ -327,6 +333,12 @@ async fn upload(
         out.error(&["Upload"], "Try using --force or --no-upload.");
     }
     Ok(ok)
+}
+
+/// `add` prints its upload's results with `--json`; the other uploading
+/// actions print their own batch.
+fn invocation_is_add(cli: &Cli) -> bool {
+    cli.words.first().is_some_and(|w| w == "add")
 }
 
 fn batch_results(response: Response) -> anyhow::Result<Vec<Response>> {
