@@ -92,3 +92,115 @@ fn shell_notify_example_serves_and_restarts_gracefully() {
         assert!(!alive(pid));
     }
 }
+
+fn node_installed() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// FinalPM's README quick start, step by step, with the example's Node app
+/// in cluster mode (its default): start, edit instances to 4, scale,
+/// restart one instance, show, log -f, --kill.
+#[test]
+#[ignore = "needs cluster mode (issue 7): four instances of the app on one port"]
+fn quickstart_as_in_finalpms_readme() {
+    use std::io::BufRead;
+    if !node_installed() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let home = Home::new();
+    copy_example(&home, "quickstart");
+    let port = free_port();
+    let cli = |args: &[&str]| {
+        let out = home
+            .cmd(args)
+            .env("PORT", port.to_string())
+            .output()
+            .unwrap();
+        home.remember_daemon();
+        assert!(
+            out.status.success(),
+            "final-pm {args:?}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    let pids_answering = |requests: usize| {
+        let mut pids = std::collections::BTreeSet::new();
+        for _ in 0..requests {
+            let body = get(port).expect("the app answers");
+            let pid: u32 = body.trim().rsplit(' ').next().unwrap().parse().unwrap();
+            pids.insert(pid);
+        }
+        pids
+    };
+
+    cli(&["start", "myApp"]);
+    let one = home.settle("myApp", 1);
+    assert_eq!(pids_answering(3), [one[0].1].into());
+
+    let config = home.dir.path().join("process-config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"instances\": 1", "\"instances\": 4"),
+    )
+    .unwrap();
+    let scaled = cli(&["scale", "myApp"]);
+    assert!(scaled.contains("myApp{instances} updated"), "{scaled}");
+    let four = home.settle("myApp", 4);
+    assert_eq!(four[0], one[0]);
+    // Four workers share the port: requests reach every one of them.
+    let all: std::collections::BTreeSet<u32> = four.iter().map(|(_, pid)| *pid).collect();
+    assert!(
+        wait_for(Duration::from_secs(10), || pids_answering(8) == all),
+        "not every worker answered"
+    );
+
+    let mut follower = home
+        .cmd(&["log", "-f", "-v", "-n", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    home.adopt(follower.id());
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut next_with = |needle: &str| loop {
+        let line = lines.next().expect("the follower ended").unwrap();
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    next_with("Keeping connection open");
+
+    cli(&["restart", "myApp/0"]);
+    assert!(wait_for(Duration::from_secs(10), || !alive(one[0].1)));
+    let after = home.settle("myApp", 4);
+    assert_ne!(after[0].1, one[0].1);
+    assert_eq!(after[1..], four[1..]);
+    let line = next_with(&format!(
+        "[myApp/0 {}] [MOVED] moved to running",
+        after[0].1
+    ));
+    assert!(line.starts_with("[LOG  ]"), "{line}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follower.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(follower.wait().unwrap().code(), Some(0));
+
+    let show = cli(&["show"]);
+    for n in 0..4 {
+        assert!(show.contains(&format!("myApp/{n} ")), "{show}");
+    }
+    let daemon = home.daemon_pid().unwrap();
+    cli(&["--kill"]);
+    assert!(!alive(daemon));
+    for (_, pid) in after {
+        assert!(!alive(pid), "{pid} survived --kill");
+    }
+}
