@@ -104,7 +104,6 @@ fn node_installed() -> bool {
 /// in cluster mode (its default): start, edit instances to 4, scale,
 /// restart one instance, show, log -f, --kill.
 #[test]
-#[ignore = "needs cluster mode (issue 7): four instances of the app on one port"]
 fn quickstart_as_in_finalpms_readme() {
     use std::io::BufRead;
     if !node_installed() {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod actions;
+mod cluster;
 mod daemon_life;
 mod examples;
 mod harness;

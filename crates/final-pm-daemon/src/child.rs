@@ -1,7 +1,8 @@
 //! Watching one managed process: its output, its IPC channel, its readiness
 //! and its end, reported to the supervisor as [`ChildEvent`]s.
 //!
-//! Each process gets a handful of small tasks. They never touch lifecycle
+//! Each process gets a handful of small tasks (its IPC channel's are in
+//! [`crate::ipc`]). They never touch lifecycle
 //! state; they only report. Events carry the process's [`Incarnation`], since
 //! a crash-respawn reuses the process id and a late event of the dead
 //! predecessor must not be mistaken for the new process's.
@@ -16,26 +17,25 @@
 //! drained for a short grace period before the exit is reported.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use final_pm_protocol::{ProcessId, ReadyOn};
 use nix::sys::signal::{Signal as NixSignal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::cluster::{ClusterHandle, WorkerId};
 use crate::core::{ProcessEnd, Signal};
+use crate::ipc::{ClusterLink, IpcSender};
 use crate::lines::{Line, LineSplitter};
 use crate::spawn::Spawned;
 
 /// How long the pipes may stay open after the leader exited before the exit
 /// is reported anyway (a grandchild in another group may hold them).
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
-/// The largest IPC message accepted from an app.
-const MAX_IPC_LINE: usize = 64 * 1024 * 1024;
 
 /// One run of a process id: increases with every spawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +65,13 @@ pub(crate) enum ChildEvent {
         id: ProcessId,
         message: serde_json::Value,
     },
+    /// Something went wrong on its behalf (a cluster listen failed): a line
+    /// for the app's log.
+    Problem {
+        id: ProcessId,
+        inc: Incarnation,
+        text: String,
+    },
     /// It is gone, and so is the rest of its process group.
     Exited {
         id: ProcessId,
@@ -73,19 +80,14 @@ pub(crate) enum ChildEvent {
     },
 }
 
-/// What the supervisor can do to a watched process's IPC channel.
-#[derive(Debug)]
-enum IpcCommand {
-    Send(serde_json::Value),
-    Disconnect,
-}
-
 /// The supervisor's handle on a watched process.
 #[derive(Debug)]
 pub(crate) struct ChildHandle {
     pub(crate) inc: Incarnation,
     pub(crate) pid: u32,
-    ipc: mpsc::UnboundedSender<IpcCommand>,
+    ipc: IpcSender,
+    /// Set for a Node cluster worker.
+    cluster: Option<(ClusterHandle, WorkerId)>,
 }
 
 impl ChildHandle {
@@ -104,16 +106,25 @@ impl ChildHandle {
 
     /// Queues an IPC message; written in order by the channel's writer.
     pub(crate) fn send(&self, message: serde_json::Value) {
-        let _ = self.ipc.send(IpcCommand::Send(message));
+        self.ipc.send(message);
     }
 
-    /// Closes the IPC channel after the messages queued before.
+    /// `stop-signal: disconnect`. A cluster worker is asked to disconnect
+    /// gracefully (it closes its servers first); closing its channel would
+    /// make it exit at once (node-ipc.md §2.6). Any other process gets its
+    /// channel closed after the messages queued before.
     pub(crate) fn disconnect(&self) {
-        let _ = self.ipc.send(IpcCommand::Disconnect);
+        match &self.cluster {
+            Some((cluster, worker)) => cluster.disconnect(*worker),
+            None => self.ipc.disconnect(),
+        }
     }
 }
 
 /// Starts watching a freshly spawned process.
+// Each argument is a separate part of the process the supervisor set up;
+// a struct only for this one call would add nothing.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn watch(
     spawned: Spawned,
     id: ProcessId,
@@ -121,6 +132,7 @@ pub(crate) fn watch(
     ready_on: ReadyOn,
     max_line: usize,
     notify: Option<tokio::net::UnixDatagram>,
+    cluster: Option<ClusterLink>,
     events: mpsc::Sender<ChildEvent>,
 ) -> io::Result<ChildHandle> {
     let Spawned {
@@ -128,10 +140,16 @@ pub(crate) fn watch(
         pid,
         ipc,
     } = spawned;
-    ipc.set_nonblocking(true)?;
-    let ipc = tokio::net::UnixStream::from_std(ipc)?;
-    let (ipc_read, ipc_write) = ipc.into_split();
-    let (ipc_tx, ipc_rx) = mpsc::unbounded_channel();
+    let is_worker = cluster.is_some();
+    let gone = cluster.as_ref().map(|l| (l.cluster.clone(), l.worker));
+    let (ipc, ipc_tasks) = crate::ipc::start(
+        ipc,
+        id,
+        inc,
+        ready_on == ReadyOn::Listen,
+        cluster,
+        events.clone(),
+    )?;
 
     let stdout = child
         .stdout
@@ -141,20 +159,14 @@ pub(crate) fn watch(
         .stderr
         .take()
         .map(|s| tokio::spawn(pump(s, Stream::Stderr, id, inc, max_line, events.clone())));
-    let mut helpers: Vec<JoinHandle<()>> = vec![
-        tokio::spawn(ipc_reader(
-            ipc_read,
-            id,
-            inc,
-            ipc_tx.clone(),
-            events.clone(),
-        )),
-        tokio::spawn(ipc_writer(ipc_write, ipc_rx)),
-    ];
+    let mut helpers: Vec<JoinHandle<()>> = ipc_tasks.into();
+    let leaves = gone.clone();
     if let Some(notify) = notify {
         helpers.push(tokio::spawn(notify_reader(notify, id, inc, events.clone())));
     }
     match ready_on {
+        // A cluster worker's readiness is its `listening` message.
+        ReadyOn::Listen if is_worker => {}
         ReadyOn::Listen => {
             helpers.push(tokio::spawn(listen_detector(pid, id, inc, events.clone())))
         }
@@ -175,6 +187,10 @@ pub(crate) fn watch(
         for helper in helpers {
             helper.abort();
         }
+        // The primary may hand its connections to the other workers now.
+        if let Some((cluster, worker)) = &leaves {
+            cluster.gone(*worker);
+        }
         let end = match status {
             Ok(status) => end_of(status),
             Err(err) => {
@@ -187,7 +203,8 @@ pub(crate) fn watch(
     Ok(ChildHandle {
         inc,
         pid,
-        ipc: ipc_tx,
+        ipc,
+        cluster: gone,
     })
 }
 
@@ -244,86 +261,6 @@ async fn pump(
                 line,
             })
             .await;
-    }
-}
-
-async fn ipc_reader(
-    read: tokio::net::unix::OwnedReadHalf,
-    id: ProcessId,
-    inc: Incarnation,
-    replies: mpsc::UnboundedSender<IpcCommand>,
-    events: mpsc::Sender<ChildEvent>,
-) {
-    let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
-    let mut ready_sent = false;
-    loop {
-        line.clear();
-        match (&mut reader)
-            .take(MAX_IPC_LINE as u64)
-            .read_until(b'\n', &mut line)
-            .await
-        {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if line.last() != Some(&b'\n') {
-            // Over the limit or cut off by EOF: not a message we can read.
-            debug!(%id, "dropping an unterminated or oversized IPC message");
-            return;
-        }
-        let Ok(message) = serde_json::from_slice::<serde_json::Value>(&line) else {
-            debug!(%id, "ignoring an IPC line that is not JSON");
-            continue;
-        };
-        if message.as_str() == Some("ready") {
-            if !ready_sent {
-                ready_sent = true;
-                if events.send(ChildEvent::Ready { id, inc }).await.is_err() {
-                    return;
-                }
-            }
-            continue;
-        }
-        // A handle sent up by the app: its fd was discarded by our plain
-        // read; the app holds every later message until we acknowledge it.
-        if message.get("cmd").and_then(|c| c.as_str()) == Some("NODE_HANDLE") {
-            let _ = replies.send(IpcCommand::Send(
-                serde_json::json!({"cmd": "NODE_HANDLE_ACK"}),
-            ));
-            continue;
-        }
-        if events
-            .send(ChildEvent::Message { id, message })
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-async fn ipc_writer(
-    mut write: tokio::net::unix::OwnedWriteHalf,
-    mut commands: mpsc::UnboundedReceiver<IpcCommand>,
-) {
-    while let Some(command) = commands.recv().await {
-        match command {
-            IpcCommand::Send(message) => {
-                let mut bytes = serde_json::to_vec(&message).unwrap_or_default();
-                bytes.push(b'\n');
-                if write.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            IpcCommand::Disconnect => {
-                // shutdown acts on the socket itself, so the child sees EOF
-                // even if a copy of our end leaked somewhere (node-ipc.md §1.5).
-                let fd = write.as_ref().as_raw_fd();
-                let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
-                return;
-            }
-        }
     }
 }
 

@@ -8,6 +8,8 @@
 //!   timeouts); pure, synchronous, tested without processes.
 //! - `supervisor`: the one task that owns all state and executes the core's
 //!   effects.
+//! - `cluster`: the Node cluster primary that shares listening sockets
+//!   between the workers of an app.
 //! - `server` and `api`: the socket, framing and request parsing.
 //! - [`lock`] and [`paths`]: the files the daemon keeps and how they are found.
 //!
@@ -23,6 +25,8 @@ pub mod procfs;
 
 mod api;
 mod child;
+mod cluster;
+mod ipc;
 mod lines;
 mod listen;
 mod logstore;

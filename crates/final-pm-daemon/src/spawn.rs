@@ -8,6 +8,7 @@
 //!   `NODE_CHANNEL_SERIALIZATION_MODE=json` (node-ipc.md §1.1), so
 //!   `process.send('ready')` and the `'stop'` message work unchanged;
 //! - may get `NOTIFY_SOCKET`, systemd's readiness datagram socket;
+//! - a Node cluster worker also gets `NODE_UNIQUE_ID` (node-ipc.md §2.1);
 //! - has stdin on `/dev/null` and stdout/stderr piped to the daemon;
 //! - runs `run` directly, or through `node` (or `interpreter`) with
 //!   `node-args` when `run` is a `.js`, `.cjs` or `.mjs` file;
@@ -34,6 +35,8 @@ pub(crate) struct SpawnSpec<'a> {
     pub(crate) instance_number: Option<u32>,
     /// Value for `NOTIFY_SOCKET` (`@name` for an abstract socket).
     pub(crate) notify_socket: Option<String>,
+    /// `NODE_UNIQUE_ID` of a Node cluster worker (node-ipc.md §2.1).
+    pub(crate) cluster_worker: Option<u64>,
 }
 
 /// A started process and the daemon's ends of its channels.
@@ -92,6 +95,9 @@ pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     }
     if let Some(notify) = &spec.notify_socket {
         command.env("NOTIFY_SOCKET", notify);
+    }
+    if let Some(worker) = spec.cluster_worker {
+        command.env("NODE_UNIQUE_ID", worker.to_string());
     }
     let child_fd = child_end.as_raw_fd();
     install_ipc_fd(&mut command, child_fd);
@@ -167,6 +173,7 @@ mod tests {
             cwd: "/",
             instance_number: None,
             notify_socket: None,
+            cluster_worker: None,
         };
         assert_eq!(
             command_line(&spec),
@@ -182,6 +189,7 @@ mod tests {
             cwd: "/",
             instance_number: None,
             notify_socket: None,
+            cluster_worker: None,
         };
         assert_eq!(
             command_line(&spec),
@@ -203,6 +211,7 @@ mod tests {
             cwd: "/tmp",
             instance_number: Some(2),
             notify_socket: None,
+            cluster_worker: None,
         };
         let mut spawned = spawn(&spec).unwrap();
         let mut reader = BufReader::new(spawned.ipc.try_clone().unwrap());
@@ -230,6 +239,7 @@ mod tests {
             cwd: "/",
             instance_number: None,
             notify_socket: None,
+            cluster_worker: None,
         };
         let err = spawn(&spec).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/program"), "{err}");
@@ -240,6 +250,7 @@ mod tests {
             cwd: "/nonexistent-dir",
             instance_number: None,
             notify_socket: None,
+            cluster_worker: None,
         };
         let err = spawn(&spec).unwrap_err().to_string();
         assert!(err.contains("/nonexistent-dir"), "{err}");

@@ -25,15 +25,17 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use final_pm_protocol::{
-    AppInfo, ErrorCode, LogKind, LogProcess, LogRecord, ProcessId, ProcessInfo, ReadyOn, Request,
-    Response, VERSION,
+    AppInfo, ErrorCode, LogKind, LogProcess, LogRecord, Mode, ProcessId, ProcessInfo, ReadyOn,
+    Request, Response, VERSION,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::child::{ChildEvent, ChildHandle, Incarnation, Stream};
+use crate::cluster::{ClusterHandle, Policy, WorkerId};
 use crate::core::{Core, Effect, ProcessView, WaitId};
+use crate::ipc::ClusterLink;
 use crate::logstore::{LogStore, Stored};
 use crate::spawn::{SpawnSpec, spawn};
 
@@ -169,6 +171,8 @@ pub(crate) struct Supervisor {
     /// reply each gets then.
     killers: Vec<(oneshot::Sender<Reply>, Response)>,
     stopping: bool,
+    /// The Node cluster primary, started with the first cluster worker.
+    cluster: Option<ClusterHandle>,
 }
 
 impl Supervisor {
@@ -195,6 +199,7 @@ impl Supervisor {
             seq: 0,
             killers: Vec::new(),
             stopping: false,
+            cluster: None,
         };
         (supervisor, handle)
     }
@@ -499,12 +504,33 @@ impl Supervisor {
             Some((name, socket)) => (Some(name), Some(socket)),
             None => (None, None),
         };
+        // A Node script in cluster mode is a worker of our cluster primary;
+        // anything else in cluster mode runs as in fork mode.
+        let cluster =
+            (app.config.mode == Mode::Cluster && app.config.is_node_script()).then(|| {
+                let child_tx = &self.child_tx;
+                ClusterLink {
+                    cluster: self
+                        .cluster
+                        .get_or_insert_with(|| ClusterHandle::start(child_tx.clone()))
+                        .clone(),
+                    worker: WorkerId(inc.0),
+                    scope: app.config.name.clone(),
+                    policy: Policy::from_env(
+                        app.config
+                            .env
+                            .get("NODE_CLUSTER_SCHED_POLICY")
+                            .map(String::as_str),
+                    ),
+                }
+            });
         let spec = SpawnSpec {
             app: &app.config,
             args,
             cwd,
             instance_number: instance,
             notify_socket: notify_name,
+            cluster_worker: cluster.as_ref().map(|link| link.worker.0),
         };
         let max_line = usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX);
         let spawned = spawn(&spec).and_then(|spawned| {
@@ -515,6 +541,7 @@ impl Supervisor {
                 app.config.ready_on,
                 max_line,
                 notify_socket,
+                cluster,
                 self.child_tx.clone(),
             )
         });
@@ -577,6 +604,21 @@ impl Supervisor {
                 };
                 let text = String::from_utf8_lossy(&line.bytes).into_owned();
                 self.record(app, Some(process), kind, text, line.truncated);
+            }
+            ChildEvent::Problem { id, inc, text } => {
+                let Some(watched) = self.children.get(&id).filter(|w| w.handle.inc == inc) else {
+                    return;
+                };
+                let app = watched.app.clone();
+                let pid = i64::from(watched.handle.pid);
+                let view = self.core.process(id);
+                let process = LogProcess {
+                    pid,
+                    id,
+                    number: view.as_ref().map_or(0, |v| v.number),
+                    generation: view.as_ref().map(|v| v.generation),
+                };
+                self.record(app, Some(process), LogKind::Error, text, 0);
             }
             ChildEvent::Message { id, message } => {
                 debug!(%id, %message, "IPC message from a process");
