@@ -43,9 +43,10 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-fn report(name: &str, unit: &str, (median, min, max): (f64, f64, f64)) {
+/// One figure; `scenario` is its id in `bench/run`'s table.
+fn report(scenario: &str, name: &str, unit: &str, (median, min, max): (f64, f64, f64)) {
     println!(
-        "{{\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
+        "{{\"scenario\":\"{scenario}\",\"subject\":\"final-pm\",\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
     );
     eprintln!("{name:<40} median {median:>10.3} {unit:<4} (min {min:.3}, max {max:.3})");
 }
@@ -97,6 +98,7 @@ fn main() {
         samples
     });
     report(
+        "rpc-roundtrip",
         "request round trip (info, open connection)",
         "us",
         median_min_max(round_trips),
@@ -111,6 +113,7 @@ fn main() {
         }
     }
     report(
+        "cli-launch",
         "whole CLI invocation (final-pm --launch)",
         "ms",
         median_min_max(invocations),
@@ -118,12 +121,13 @@ fn main() {
 
     std::thread::sleep(Duration::from_millis(500));
     let rss = proc_field(pid, "VmRSS:") as f64;
-    report("daemon RSS, idle", "KiB", (rss, rss, rss));
+    report("proto-rss-idle", "daemon RSS, idle", "KiB", (rss, rss, rss));
 
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(idle_secs));
     let ticks = (cpu_ticks(pid) - before) as f64;
     report(
+        "proto-idle-cpu",
         &format!("daemon CPU over {idle_secs} s idle"),
         "tick",
         (ticks, ticks, ticks),

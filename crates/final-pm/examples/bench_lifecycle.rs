@@ -26,9 +26,17 @@ fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
     )
 }
 
-fn report(name: &str, unit: &str, (median, min, max): (f64, f64, f64)) {
+/// One figure of `subject` (`final-pm` or `bare`); `scenario` is its id in
+/// `bench/run`'s table.
+fn report(
+    scenario: &str,
+    subject: &str,
+    name: &str,
+    unit: &str,
+    (median, min, max): (f64, f64, f64),
+) {
     println!(
-        "{{\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
+        "{{\"scenario\":\"{scenario}\",\"subject\":\"{subject}\",\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
     );
     eprintln!("{name:<48} median {median:>9.3} {unit:<3} (min {min:.3}, max {max:.3})");
 }
@@ -151,9 +159,27 @@ fn main() {
             client.call(Request::Wait { all: true }).await.unwrap();
         }
         let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a / b).collect();
-        report("start 50 instant-ready (final-pm)", "ms", stats(ours));
-        report("start 50 bare spawns", "ms", stats(theirs));
-        report("start 50: final-pm / bare", "x", stats(ratios));
+        report(
+            "proto-start-50",
+            "final-pm",
+            "start 50 instant-ready (final-pm)",
+            "ms",
+            stats(ours),
+        );
+        report(
+            "proto-start-50",
+            "bare",
+            "start 50 bare spawns",
+            "ms",
+            stats(theirs),
+        );
+        report(
+            "proto-start-50-ratio",
+            "final-pm",
+            "start 50: final-pm / bare",
+            "x",
+            stats(ratios),
+        );
 
         // --- crash restart -------------------------------------------------
         let mut app = AppConfig::new("crash", dir.path().to_str().unwrap(), "/bin/sh");
@@ -194,12 +220,22 @@ fn main() {
         }
         let over: Vec<f64> = restart.iter().zip(&spawn).map(|(a, b)| a - b).collect();
         report(
+            "proto-crash",
+            "final-pm",
             "crash to replacement's first line (delay 0)",
             "ms",
             stats(restart),
         );
-        report("bare spawn to first line", "ms", stats(spawn));
         report(
+            "proto-crash",
+            "bare",
+            "bare spawn to first line",
+            "ms",
+            stats(spawn),
+        );
+        report(
+            "proto-crash-over",
+            "final-pm",
             "crash restart: final-pm minus bare spawn",
             "ms",
             stats(over),

@@ -1,0 +1,1005 @@
+//! Scenarios that drive each process manager through its own command line,
+//! exactly as a user does, so final-pm, PM2 and the original FinalPM are
+//! measured the same way, each beside the bare machine:
+//!
+//! - `show` (PM2: `pm2 ls`) as a whole invocation with 4 and 50 processes up;
+//! - the RSS of the daemon idle, with 4 and with 50 processes, of the logger
+//!   processes, and of all the manager's own processes together;
+//! - the CPU time of the manager's own processes over `IDLE_SECONDS` (default
+//!   30) with 50 idle processes;
+//! - `start` of 50 instant-ready instances until each ran its first line,
+//!   against 50 spawns of the same program from a plain loop;
+//! - SIGKILL of a running process until its replacement ran its first line,
+//!   against one bare spawn;
+//! - 500 processes of a tiny program: start, `show`, daemon RSS;
+//! - loading a 200-app `process-config.json` (`final-pm --dry add all`).
+//!
+//! How "ran its first line" is seen: every managed program writes `up PID` to a
+//! FIFO that this driver keeps open, so the moment is the same for every
+//! manager and independent of its log pipeline. final-pm and PM2 run
+//! `sh -c 'echo up $$ > FIFO; exec sleep …'`; the original FinalPM runs Node
+//! programs only, so it runs the same thing as a three-line `tiny.js`, and its
+//! bare baseline spawns `node tiny.js`.
+//!
+//! Cleanup: the driver makes itself a child subreaper, so every daemon the
+//! managers detach stays below it. After each manager (and on panic, SIGINT,
+//! SIGTERM or SIGHUP) it asks the manager to quit (`final-pm --kill`,
+//! `pm2 kill`), then SIGKILLs every process still below it, by pid, and reaps.
+//!
+//! Usage: `bench_managers PATH_TO_FINAL_PM [SCENARIO…]` with `BENCH_PM2` and
+//! `BENCH_FINALPM` naming the peers' executables (unset: "skipped: not
+//! installed"). Scenarios: `managers` (show, memory, idle, start, crash),
+//! `scale`, `config`; none given means all. Prints JSON lines on stdout and a
+//! readable line per figure on stderr.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+/// The program final-pm and PM2 run: report the pid on the FIFO (`$0`), then idle.
+const SH_PROGRAM: &str = "echo up $$ > \"$0\"; exec sleep 100000";
+/// The same for the original FinalPM, which runs Node programs only.
+const NODE_PROGRAM: &str = "require('fs').appendFileSync(process.argv[2], 'up ' + process.pid + '\\n');\nsetInterval(() => {}, 1 << 30);\n";
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+fn stats(samples: &[f64]) -> (f64, f64, f64) {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    (s[s.len() / 2], s[0], s[s.len() - 1])
+}
+
+/// One figure: `samples` of `scenario` measured on `subject`.
+fn report(scenario: &str, subject: &str, what: &str, unit: &str, samples: &[f64]) {
+    let (median, min, max) = stats(samples);
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": scenario, "subject": subject, "bench": what, "unit": unit,
+            "median": round3(median), "min": round3(min), "max": round3(max),
+            "runs": samples.len(),
+        })
+    );
+    eprintln!(
+        "{scenario:<14} {subject:<9} {what:<52} median {median:>10.3} {unit:<4} (min {min:.3}, max {max:.3}, {} runs)",
+        samples.len()
+    );
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn skip(scenario: &str, subject: &str, reason: &str) {
+    println!(
+        "{}",
+        serde_json::json!({"scenario": scenario, "subject": subject, "skipped": reason})
+    );
+    eprintln!("{scenario:<14} {subject:<9} skipped: {reason}");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+// ---------------------------------------------------------------------------
+// /proc
+
+/// (pid, ppid, state) of every process.
+fn process_table() -> Vec<(u32, u32, char)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        out.push((pid, ppid, state));
+    }
+    out
+}
+
+/// Live (not zombie) descendants of `root`, parents before children.
+fn descendants(root: u32) -> Vec<u32> {
+    let table = process_table();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut zombie = HashSet::new();
+    for &(pid, ppid, state) in &table {
+        children.entry(ppid).or_default().push(pid);
+        if state == 'Z' || state == 'X' {
+            zombie.insert(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        for &c in children.get(&p).map_or(&[][..], Vec::as_slice) {
+            if !zombie.contains(&c) {
+                out.push(c);
+            }
+            queue.push(c);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X")
+    })
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User plus system CPU ticks (1/100 s) of one process.
+fn cpu_ticks(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// Cleanup: everything started stays below this process (a subreaper).
+
+/// SIGKILLs every process below this one, by pid, until none is left, and
+/// reaps the ones that became our children. Only called while no `Child`
+/// handle is outstanding, since it reaps any child.
+fn kill_everything_below() {
+    let me = std::process::id();
+    for _ in 0..200 {
+        let below = descendants(me);
+        for &pid in &below {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if below.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("warning: processes below the benchmark survived SIGKILL");
+}
+
+/// Runs [`kill_everything_below`] when dropped, so a panic cleans up too.
+struct Reaper;
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        kill_everything_below();
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP: clean up and exit.
+fn install_signal_cleanup() {
+    std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut int = signal(SignalKind::interrupt()).unwrap();
+            let mut term = signal(SignalKind::terminate()).unwrap();
+            let mut hup = signal(SignalKind::hangup()).unwrap();
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+        });
+        eprintln!("interrupted: killing every process the benchmark started");
+        kill_everything_below();
+        std::process::exit(130);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The FIFO every managed program reports on
+
+/// Receives `up PID` lines with the time each arrived.
+struct Marks {
+    path: PathBuf,
+    rx: Receiver<(Instant, u32)>,
+}
+
+impl Marks {
+    fn new(dir: &Path) -> Self {
+        let path = dir.join("marks.fifo");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Read and write: the FIFO never reports end-of-file between writers,
+        // and writers never block on open.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(file).lines() {
+                let Ok(line) = line else { return };
+                if let Some(pid) = line.strip_prefix("up ").and_then(|p| p.trim().parse().ok())
+                    && tx.send((Instant::now(), pid)).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Self { path, rx }
+    }
+
+    /// Forgets marks that arrived so far.
+    fn drain(&self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// Waits for `n` marks; returns when the last arrived and all pids.
+    fn wait(&self, n: usize, timeout: Duration) -> Option<(Instant, Vec<u32>)> {
+        let deadline = Instant::now() + timeout;
+        let mut pids = Vec::with_capacity(n);
+        let mut last = Instant::now();
+        while pids.len() < n {
+            match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok((at, pid)) => {
+                    last = at;
+                    pids.push(pid);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+        Some((last, pids))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Managers
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    FinalPm,
+    Pm2,
+    Original,
+}
+
+impl Kind {
+    /// The `subject` of the JSON lines.
+    fn subject(self) -> &'static str {
+        match self {
+            Self::FinalPm => "final-pm",
+            Self::Pm2 => "pm2",
+            Self::Original => "finalpm",
+        }
+    }
+
+    /// The subject of this manager's bare baseline.
+    fn bare(self) -> &'static str {
+        match self {
+            Self::FinalPm | Self::Pm2 => "bare",
+            Self::Original => "bare-node",
+        }
+    }
+}
+
+/// One manager with its own home, app folder and FIFO.
+#[derive(Debug)]
+struct Manager {
+    kind: Kind,
+    exe: PathBuf,
+    home: PathBuf,
+    app: PathBuf,
+    fifo: PathBuf,
+    daemon: Option<u32>,
+    /// Whether any CLI command ran, so a daemon may be up.
+    used: Cell<bool>,
+}
+
+impl Manager {
+    fn new(kind: Kind, exe: &Path, root: &Path, fifo: &Path) -> Self {
+        let home = root.join(format!("{}-home", kind.subject()));
+        let app = root.join(format!("{}-app", kind.subject()));
+        fs::create_dir_all(&home).unwrap();
+        fs::create_dir_all(&app).unwrap();
+        fs::write(app.join("tiny.js"), NODE_PROGRAM).unwrap();
+        Self {
+            kind,
+            // Commands run in the app folder: a relative path would break.
+            exe: fs::canonicalize(exe).unwrap(),
+            home,
+            app,
+            fifo: fifo.to_owned(),
+            daemon: None,
+            used: Cell::new(false),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        self.used.set(true);
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args)
+            .current_dir(&self.app)
+            .env("FINAL_PM_CONFIG_HOME", &self.home)
+            .env("PM2_HOME", &self.home)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the manager's CLI to completion; returns how long it took.
+    fn run(&self, args: &[&str]) -> Duration {
+        let start = Instant::now();
+        let out = self.command(args).output().unwrap();
+        let took = start.elapsed();
+        assert!(
+            out.status.success(),
+            "{:?} {args:?} failed: {}{}",
+            self.kind,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        took
+    }
+
+    /// Writes the configuration of app `tiny` with `instances` instances.
+    fn configure(&self, instances: usize) {
+        let fifo = self.fifo.to_str().unwrap();
+        let config = match self.kind {
+            Kind::FinalPm => serde_json::json!({"applications": [{
+                "name": "tiny", "run": "/bin/sh", "args": ["-c", SH_PROGRAM, fifo],
+                "mode": "fork", "ready-on": "instant", "instances": instances,
+                "restart-crashing-delay": 0,
+            }]}),
+            // The original needs a delay of at least 1 ms.
+            Kind::Original => serde_json::json!({"applications": [{
+                "name": "tiny", "run": "./tiny.js", "args": [fifo],
+                "mode": "fork", "ready-on": "instant", "instances": instances,
+                "restart-crashing-delay": 1,
+            }]}),
+            Kind::Pm2 => serde_json::json!({"apps": [{
+                "name": "tiny", "script": "/bin/sh", "args": ["-c", SH_PROGRAM, fifo],
+                "interpreter": "none", "exec_mode": "fork", "instances": instances,
+                "autorestart": true, "restart_delay": 0,
+            }]}),
+        };
+        let file = match self.kind {
+            Kind::Pm2 => "ecosystem.json",
+            Kind::FinalPm | Kind::Original => "process-config.json",
+        };
+        fs::write(self.app.join(file), config.to_string()).unwrap();
+    }
+
+    fn launch(&mut self) {
+        match self.kind {
+            Kind::FinalPm | Kind::Original => self.run(&["--launch"]),
+            Kind::Pm2 => self.run(&["ping"]),
+        };
+        let pid = match self.kind {
+            Kind::FinalPm => read_pid(&self.home.join("daemon.sock.lock")),
+            Kind::Pm2 => read_pid(&self.home.join("pm2.pid")),
+            // The daemon detached from the CLI, so it is now our child.
+            Kind::Original => {
+                let me = std::process::id();
+                let table = process_table();
+                let orphans: Vec<u32> = table
+                    .iter()
+                    .filter(|&&(_, ppid, st)| ppid == me && st != 'Z')
+                    .map(|&(pid, _, _)| pid)
+                    .collect();
+                assert_eq!(orphans.len(), 1, "expected one daemon, found {orphans:?}");
+                orphans[0]
+            }
+        };
+        assert!(alive(pid), "{:?}: daemon {pid} not running", self.kind);
+        self.daemon = Some(pid);
+    }
+
+    fn daemon(&self) -> u32 {
+        self.daemon.expect("daemon launched")
+    }
+
+    /// Starts `tiny` (its `instances` processes); returns the CLI's time.
+    fn start(&self) -> Duration {
+        match self.kind {
+            Kind::FinalPm | Kind::Original => self.run(&["start", "tiny"]),
+            Kind::Pm2 => self.run(&["start", "ecosystem.json"]),
+        }
+    }
+
+    /// One `show` (PM2: `pm2 ls`).
+    fn show(&self) -> Duration {
+        match self.kind {
+            Kind::FinalPm | Kind::Original => self.run(&["show"]),
+            Kind::Pm2 => self.run(&["ls"]),
+        }
+    }
+
+    /// Kills every process of `tiny` and waits until `pids` are gone.
+    fn kill_apps(&self, pids: &[u32]) {
+        match self.kind {
+            Kind::FinalPm | Kind::Original => self.run(&["kill", "all"]),
+            Kind::Pm2 => self.run(&["delete", "all"]),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pids.iter().any(|&p| alive(p)) {
+            assert!(
+                Instant::now() < deadline,
+                "{:?}: processes survived kill",
+                self.kind
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Asks the daemon to quit (its processes die with it or are killed by
+    /// the reaper right after).
+    fn quit(&mut self) {
+        let args: &[&str] = match self.kind {
+            Kind::FinalPm | Kind::Original => &["--kill"],
+            Kind::Pm2 => &["kill"],
+        };
+        if self.used.replace(false) {
+            let _ = self
+                .command(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            self.used.set(false);
+        }
+        self.daemon = None;
+        kill_everything_below();
+    }
+
+    /// The daemon and its descendants except the managed programs (and theirs):
+    /// the manager's own processes, daemon first.
+    fn own_processes(&self, apps: &[u32]) -> Vec<u32> {
+        let daemon = self.daemon();
+        let apps: HashSet<u32> = apps.iter().copied().collect();
+        let mut excluded: HashSet<u32> = apps.clone();
+        for &a in &apps {
+            excluded.extend(descendants(a));
+        }
+        let mut own = vec![daemon];
+        own.extend(
+            descendants(daemon)
+                .into_iter()
+                .filter(|p| !excluded.contains(p)),
+        );
+        own
+    }
+
+    fn program(&self) -> Program {
+        match self.kind {
+            Kind::FinalPm | Kind::Pm2 => Program::Sh,
+            Kind::Original => Program::Node(self.app.join("tiny.js")),
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no pid in {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The bare machine
+
+#[derive(Debug, Clone)]
+enum Program {
+    Sh,
+    Node(PathBuf),
+}
+
+/// Spawns `n` copies of `program` from a plain loop, as a manager would
+/// (own process group, piped output), until each reported on the FIFO;
+/// returns the time and kills them.
+fn bare_spawns(program: &Program, n: usize, marks: &Marks) -> f64 {
+    marks.drain();
+    let fifo = marks.path.to_str().unwrap();
+    let start = Instant::now();
+    let children: Vec<Child> = (0..n)
+        .map(|_| {
+            let mut cmd = match program {
+                Program::Sh => {
+                    let mut c = Command::new("/bin/sh");
+                    c.args(["-c", SH_PROGRAM, fifo]);
+                    c
+                }
+                Program::Node(script) => {
+                    let mut c = Command::new("node");
+                    c.arg(script).arg(fifo);
+                    c
+                }
+            };
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let (last, _) = marks
+        .wait(n, Duration::from_secs(300))
+        .expect("bare spawns reported");
+    let took = ms(last - start);
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    took
+}
+
+/// Spawn and exit of `/bin/true`: the floor of any command's invocation.
+fn bare_invocations(runs: usize) -> Vec<f64> {
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let out = Command::new("/bin/true").output().unwrap();
+            assert!(out.status.success());
+            ms(start.elapsed())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+/// How many times each manager's slow operations are repeated: final-pm's take
+/// milliseconds, the Node managers' take hundreds.
+fn reps(kind: Kind, fast: usize, slow: usize) -> usize {
+    match kind {
+        Kind::FinalPm => fast,
+        Kind::Pm2 | Kind::Original => slow,
+    }
+}
+
+fn timed(runs: usize, warmup: usize, mut f: impl FnMut() -> Duration) -> Vec<f64> {
+    for _ in 0..warmup {
+        f();
+    }
+    (0..runs).map(|_| ms(f())).collect()
+}
+
+/// Memory figures of the manager with `apps` up; `label` is "idle", "4", "50".
+fn memory(m: &Manager, apps: &[u32], label: &str) {
+    std::thread::sleep(Duration::from_secs(1));
+    let s = m.kind.subject();
+    let own = m.own_processes(apps);
+    let daemon = rss_kib(own[0]) as f64;
+    let loggers: Vec<f64> = own[1..].iter().map(|&p| rss_kib(p) as f64).collect();
+    // `+ 0.0`: an empty sum is -0.0.
+    let others = loggers.iter().sum::<f64>() + 0.0;
+    let total = daemon + others;
+    let scenario = format!("rss-{label}");
+    report(&scenario, s, "daemon RSS", "KiB", &[daemon]);
+    report(
+        &format!("rss-others-{label}"),
+        s,
+        &format!("RSS of the daemon's other processes ({})", loggers.len()),
+        "KiB",
+        &[others],
+    );
+    report(
+        &format!("rss-total-{label}"),
+        s,
+        &format!("RSS of all the manager's own processes ({})", own.len()),
+        "KiB",
+        &[total],
+    );
+}
+
+/// show, memory, idle CPU, start 50 and crash restart for one manager.
+fn managers_scenario(m: &mut Manager, marks: &Marks, idle_secs: u64) {
+    let s = m.kind.subject();
+    m.launch();
+    memory(m, &[], "idle");
+
+    // --- 4 processes up: memory and show ----------------------------------
+    m.configure(4);
+    marks.drain();
+    m.start();
+    let (_, pids4) = marks.wait(4, Duration::from_secs(60)).expect("4 up");
+    memory(m, &pids4, "4");
+    let runs = reps(m.kind, 200, 10);
+    report(
+        "show-4",
+        s,
+        "whole `show` invocation, 4 processes up",
+        "ms",
+        &timed(runs, 3, || m.show()),
+    );
+    m.kill_apps(&pids4);
+
+    // --- start 50, alternating with 50 bare spawns -------------------------
+    m.configure(50);
+    let rounds = reps(m.kind, 8, 3);
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let mut pids50 = Vec::new();
+    for round in 0..=rounds {
+        marks.drain();
+        let start = Instant::now();
+        m.start();
+        let (last, pids) = marks.wait(50, Duration::from_secs(120)).expect("50 up");
+        let took = ms(last - start);
+        if round > 0 {
+            ours.push(took);
+        }
+        if round < rounds {
+            m.kill_apps(&pids);
+            let b = bare_spawns(&m.program(), 50, marks);
+            if round > 0 {
+                bare.push(b);
+            }
+        } else {
+            pids50 = pids;
+        }
+    }
+    report(
+        "start-50",
+        s,
+        "`start` of 50 until all ran their first line",
+        "ms",
+        &ours,
+    );
+    if m.kind != Kind::Pm2 {
+        // PM2 runs the same program as final-pm: one sh baseline is enough.
+        report(
+            "start-50",
+            m.kind.bare(),
+            "50 spawns from a loop until all ran",
+            "ms",
+            &bare,
+        );
+    }
+    let ratio: Vec<f64> = ours.iter().zip(&bare).map(|(a, b)| a / b).collect();
+    report(
+        "start-50-ratio",
+        s,
+        "start 50 / bare spawns (pairwise)",
+        "x",
+        &ratio,
+    );
+
+    // --- 50 up: memory, show, idle CPU -------------------------------------
+    memory(m, &pids50, "50");
+    let runs = reps(m.kind, 200, 10);
+    report(
+        "show-50",
+        s,
+        "whole `show` invocation, 50 processes up",
+        "ms",
+        &timed(runs, 3, || m.show()),
+    );
+    let own = m.own_processes(&pids50);
+    std::thread::sleep(Duration::from_secs(1));
+    let before: u64 = own.iter().map(|&p| cpu_ticks(p)).sum();
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let after: u64 = own.iter().map(|&p| cpu_ticks(p)).sum();
+    report(
+        "idle-cpu-50",
+        s,
+        &format!("CPU of own processes over {idle_secs} s, 50 idle"),
+        "ms",
+        &[(after - before) as f64 * 10.0],
+    );
+
+    // --- crash restart: SIGKILL one of the 50 (each a different one) -------
+    let crashes = reps(m.kind, 20, 10);
+    let (mut restart, mut spawn) = (Vec::new(), Vec::new());
+    for pid in pids50.iter().take(crashes) {
+        marks.drain();
+        let start = Instant::now();
+        kill(Pid::from_raw(*pid as i32), Signal::SIGKILL).unwrap();
+        let (at, _) = marks
+            .wait(1, Duration::from_secs(30))
+            .expect("replacement up");
+        restart.push(ms(at - start));
+        spawn.push(bare_spawns(&m.program(), 1, marks));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    report(
+        "crash",
+        s,
+        "SIGKILL until the replacement ran its first line",
+        "ms",
+        &restart,
+    );
+    if m.kind != Kind::Pm2 {
+        report(
+            "crash",
+            m.kind.bare(),
+            "one spawn until it ran",
+            "ms",
+            &spawn,
+        );
+    }
+    let over: Vec<f64> = restart.iter().zip(&spawn).map(|(a, b)| a - b).collect();
+    report(
+        "crash-over",
+        s,
+        "crash restart minus a bare spawn (pairwise)",
+        "ms",
+        &over,
+    );
+
+    m.quit();
+}
+
+/// 500 processes of the tiny program: start, show, daemon RSS.
+fn scale_scenario(m: &mut Manager, marks: &Marks) {
+    let s = m.kind.subject();
+    m.launch();
+    m.configure(500);
+    marks.drain();
+    let start = Instant::now();
+    m.start();
+    let (last, pids) = marks.wait(500, Duration::from_secs(300)).expect("500 up");
+    report(
+        "scale-start-500",
+        s,
+        "`start` of 500 until all ran their first line",
+        "ms",
+        &[ms(last - start)],
+    );
+    let runs = reps(m.kind, 30, 3);
+    report(
+        "scale-show-500",
+        s,
+        "whole `show` invocation, 500 processes up",
+        "ms",
+        &timed(runs, 1, || m.show()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let own = m.own_processes(&pids);
+    report(
+        "scale-rss-500",
+        s,
+        "daemon RSS, 500 processes up",
+        "KiB",
+        &[rss_kib(own[0]) as f64],
+    );
+    let total: u64 = own.iter().map(|&p| rss_kib(p)).sum();
+    report(
+        "scale-rss-total-500",
+        s,
+        "RSS of all own processes, 500 up",
+        "KiB",
+        &[total as f64],
+    );
+    m.quit();
+}
+
+/// A 200-app configuration with the keys real configurations use.
+fn write_200_apps(dir: &Path) {
+    let apps: Vec<serde_json::Value> = (0..200)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("app-{i:03}"),
+                "run": "./server.js",
+                "args": ["--port", format!("{}", 8000 + i), "--verbose"],
+                "instances": 1 + i % 4,
+                "ready-on": if i % 2 == 0 { "listen" } else { "message" },
+                "stop-signal": "SIGTERM",
+                "restart-crashing-delay": 500,
+                "logger-args": [format!("logs/app-{i:03}.log")],
+                "stop-timeout": 10000,
+                "env": {"NODE_ENV": "production", "PORT": 8000 + i, "SERVICE": format!("svc-{i}")},
+            })
+        })
+        .collect();
+    fs::write(
+        dir.join("process-config.json"),
+        serde_json::to_string_pretty(&serde_json::json!({ "applications": apps })).unwrap(),
+    )
+    .unwrap();
+    fs::write(dir.join("server.js"), "// never run\n").unwrap();
+}
+
+/// `--dry add all` of the 200-app configuration.
+fn config_scenario(m: &mut Manager) {
+    let s = m.kind.subject();
+    let dir = m.app.join("config-200");
+    fs::create_dir_all(&dir).unwrap();
+    write_200_apps(&dir);
+    let home = m.home.clone();
+    let dry = || {
+        let start = Instant::now();
+        let out = m
+            .command(&["--dry", "add", "all"])
+            .current_dir(&dir)
+            .env("FINAL_PM_CONFIG_HOME", &home)
+            .output()
+            .unwrap();
+        let took = start.elapsed();
+        assert!(
+            out.status.success(),
+            "--dry add all failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        took
+    };
+    match m.kind {
+        Kind::FinalPm => {
+            let samples = timed(100, 5, dry);
+            assert!(
+                !home.join("daemon.sock").exists(),
+                "--dry add all launched a daemon"
+            );
+            report(
+                "config-200",
+                s,
+                "whole `--dry add all`, 200 apps, no daemon",
+                "ms",
+                &samples,
+            );
+        }
+        Kind::Original => {
+            // The original's --dry still connects (and launches a daemon), so it
+            // is measured against a running daemon.
+            let samples = timed(5, 1, dry);
+            report(
+                "config-200",
+                s,
+                "whole `--dry add all`, 200 apps (daemon running)",
+                "ms",
+                &samples,
+            );
+            m.quit();
+        }
+        Kind::Pm2 => skip("config-200", s, "PM2 has no dry run"),
+    }
+}
+
+/// The figures (`scenario` of the JSON lines) a scenario reports.
+fn figures_of(scenario: &str) -> &'static [&'static str] {
+    match scenario {
+        "managers" => &[
+            "rss-idle",
+            "rss-others-idle",
+            "rss-total-idle",
+            "rss-4",
+            "rss-others-4",
+            "rss-total-4",
+            "show-4",
+            "start-50",
+            "start-50-ratio",
+            "rss-50",
+            "rss-others-50",
+            "rss-total-50",
+            "show-50",
+            "idle-cpu-50",
+            "crash",
+            "crash-over",
+        ],
+        "scale" => &[
+            "scale-start-500",
+            "scale-show-500",
+            "scale-rss-500",
+            "scale-rss-total-500",
+        ],
+        "config" => &["config-200"],
+        _ => &[],
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let final_pm = PathBuf::from(
+        args.next()
+            .expect("usage: bench_managers PATH_TO_FINAL_PM [managers|scale|config…]"),
+    );
+    let mut scenarios: Vec<String> = args.collect();
+    if scenarios.is_empty() {
+        scenarios = vec!["managers".into(), "scale".into(), "config".into()];
+    }
+    let idle_secs: u64 = std::env::var("IDLE_SECONDS")
+        .ok()
+        .map_or(30, |s| s.parse().expect("IDLE_SECONDS is a number"));
+    let peer = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let subjects = [
+        (Kind::FinalPm, Some(final_pm)),
+        (Kind::Pm2, peer("BENCH_PM2")),
+        (Kind::Original, peer("BENCH_FINALPM")),
+    ];
+
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    install_signal_cleanup();
+    let _reaper = Reaper;
+    let root = tempfile::tempdir().unwrap();
+    let marks = Marks::new(root.path());
+
+    // BENCH_ONLY=pm2,finalpm limits the subjects (for developing a scenario).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    for scenario in &scenarios {
+        for (kind, exe) in &subjects {
+            if !only.is_empty() && !only.split(',').any(|o| o == kind.subject()) {
+                continue;
+            }
+            let Some(exe) = exe else {
+                for id in figures_of(scenario) {
+                    skip(id, kind.subject(), "not installed");
+                }
+                continue;
+            };
+            let dir = root.path().join(format!("{scenario}-{}", kind.subject()));
+            let mut m = Manager::new(*kind, exe, &dir, &marks.path);
+            match scenario.as_str() {
+                "managers" => managers_scenario(&mut m, &marks, idle_secs),
+                "scale" if *kind == Kind::Original => {
+                    for id in figures_of(scenario) {
+                        skip(
+                            id,
+                            kind.subject(),
+                            "runs Node programs only: 500 Node processes need ~20 GB",
+                        );
+                    }
+                }
+                "scale" => scale_scenario(&mut m, &marks),
+                "config" => config_scenario(&mut m),
+                other => panic!("unknown scenario {other}"),
+            }
+            m.quit();
+        }
+    }
+    report(
+        "invocation-floor",
+        "bare",
+        "spawn and exit of /bin/true",
+        "ms",
+        &bare_invocations(200),
+    );
+}
