@@ -203,3 +203,107 @@ fn quickstart_as_in_finalpms_readme() {
         assert!(!alive(pid), "{pid} survived --kill");
     }
 }
+
+/// The example of FinalPM's documentation (its `--help-example`): an app
+/// `app` running `./sample-app.js` with arguments and node-args, ready on
+/// its `ready` message, `instances` from npm's package config or 4, and an
+/// HTTP server on port 3334 whose SIGINT handler disconnects its cluster
+/// worker. Both the JSON and the JS form start unchanged, serve, restart
+/// gracefully and stop.
+#[test]
+fn finalpms_documented_example_runs_unchanged_as_json_and_js() {
+    if !node_installed() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    const PORT: u16 = 3334;
+    if std::net::TcpListener::bind(("127.0.0.1", PORT)).is_err() {
+        eprintln!("skipped: port {PORT}, which the example hard-codes, is in use");
+        return;
+    }
+    const APP: &str = r#"const cluster = require('cluster');
+const http = require('http');
+
+console.log('args:', process.argv.slice(2).join(' '));
+
+const server = http.createServer((req, res) => {
+    res.end('Hello from ' + process.pid + '\n');
+});
+
+server.listen(3334, () => {
+    process.send('ready');
+});
+
+process.on('SIGINT', () => {
+    cluster.worker.disconnect();
+});
+"#;
+    const JSON: &str = r#"{
+    "applications": [{
+        "name": "app",
+        "run": "./sample-app.js",
+        "args": ["arg1", "arg2"],
+        "node-args": ["--harmony"],
+        "ready-on": "message",
+        "instances": 4
+    }]
+}
+"#;
+    const JS: &str = r#"module.exports = {
+    applications: [{
+        name: 'app',
+        run: './sample-app.js',
+        args: ['arg1', 'arg2'],
+        'node-args': ['--harmony'],
+        'ready-on': 'message',
+        instances: process.env.npm_package_config_workers || 4
+    }]
+};
+"#;
+    for (file, config, package, instances) in [
+        ("process-config.json", JSON, None, 4),
+        (
+            "process-config.js",
+            JS,
+            Some(r#"{ "name": "example", "config": { "workers": 2 } }"#),
+            2,
+        ),
+    ] {
+        let home = Home::new();
+        std::fs::write(home.dir.path().join("sample-app.js"), APP).unwrap();
+        std::fs::write(home.dir.path().join(file), config).unwrap();
+        if let Some(package) = package {
+            std::fs::write(home.dir.path().join("package.json"), package).unwrap();
+        }
+        let started = ok(&home, &["start", "app", "--wait"]);
+        assert!(started.contains("Success"), "{file}: {started}");
+        let first = home.settle("app", instances);
+        let mut answered = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let body = get(PORT).unwrap_or_else(|| panic!("{file}: no answer on {PORT}"));
+            answered.insert(body);
+        }
+        assert!(
+            answered.len() > 1 || instances == 1,
+            "{file}: only one worker answered: {answered:?}"
+        );
+        let logs = ok(&home, &["log", "app"]);
+        assert!(logs.contains("args: arg1 arg2"), "{file}: {logs}");
+
+        ok(&home, &["start", "app", "--wait"]);
+        let second = home.settle("app", instances);
+        for (_, pid) in &first {
+            assert!(
+                wait_for(Duration::from_secs(10), || !alive(*pid)),
+                "{file}: old pid {pid} still alive after the restart"
+            );
+            assert!(second.iter().all(|(_, p)| p != pid), "{file}: {second:?}");
+        }
+        assert!(get(PORT).is_some(), "{file}: nothing answers after restart");
+
+        ok(&home, &["--kill"]);
+        for (_, pid) in &second {
+            assert!(wait_for(Duration::from_secs(10), || !alive(*pid)));
+        }
+    }
+}
