@@ -11,10 +11,11 @@
 //! a logger behind it) falls behind, the reader stops reading and the app's
 //! writes wait, as with any pipe into a slow reader. Nothing is dropped here.
 //!
-//! The end of a process is its leader's exit (`waitpid` on that pid, through
-//! tokio; never `waitpid(-1)`). Whatever is left of its process group is then
-//! killed, so a grandchild cannot keep a port or the pipes, and the pipes are
-//! drained for a short grace period before the exit is reported.
+//! The end of a process is its leader's exit (`waitid` on its pidfd, see
+//! [`crate::spawn::Child`]; never `waitpid(-1)`). Whatever is left of its
+//! process group is then killed, so a grandchild cannot keep a port or the
+//! pipes, and the pipes are drained for a short grace period before the exit
+//! is reported.
 
 use std::io;
 use std::time::Duration;
