@@ -7,9 +7,16 @@
 //! a crash-respawn reuses the process id and a late event of the dead
 //! predecessor must not be mistaken for the new process's.
 //!
-//! Output is sent through a bounded channel: when the supervisor (or, later,
-//! a logger behind it) falls behind, the reader stops reading and the app's
-//! writes wait, as with any pipe into a slow reader. Nothing is dropped here.
+//! Output is read in chunks and sent as one [`Batch`] of lines per read.
+//! Before sending, a reader takes room in its app's log buffer from the
+//! buffer's [`Budget`]: when a logger falls behind and the buffer is full,
+//! the reader stops reading and the app's writes wait, as with any pipe into
+//! a slow reader. Nothing is dropped here (when no logger can take records,
+//! the supervisor gives the room back at once and drops old records itself).
+//!
+//! A logging process is also fed: records arrive as JSON lines on its stdin
+//! (or on its IPC channel for Node loggers), written by a feeder task that
+//! reports every completed write as [`ChildEvent::Fed`].
 //!
 //! The end of a process is its leader's exit (`waitid` on its pidfd, see
 //! [`crate::spawn::Child`]; never `waitpid(-1)`). Whatever is left of its
@@ -18,25 +25,91 @@
 //! is reported.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use final_pm_protocol::{ProcessId, ReadyOn};
 use nix::sys::signal::{Signal as NixSignal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::cluster::{ClusterHandle, WorkerId};
 use crate::core::{ProcessEnd, Signal};
 use crate::ipc::{ClusterLink, IpcSender};
-use crate::lines::{Line, LineSplitter};
+use crate::lines::{Batch, LineSplitter};
 use crate::spawn::Spawned;
 
 /// How long the pipes may stay open after the leader exited before the exit
 /// is reported anyway (a grandchild in another group may hold them).
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
+/// Bytes read from an output pipe at once (one batch of lines at most).
+const READ_CHUNK: usize = 64 * 1024;
+/// Kernel buffer of a logger's stdin pipe: large writes, few wake-ups.
+const FEED_PIPE_SIZE: i32 = 1024 * 1024;
+
+/// Room in one app's log buffer, in bytes (see the module docs). Output
+/// readers take room before they send lines; the supervisor gives it back
+/// when the lines have reached a logger, or at once when no logger can take
+/// them.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    room: Semaphore,
+    /// The room when empty; a reader never asks for more than this.
+    total: AtomicU32,
+}
+
+impl Budget {
+    /// Budgets above this are capped (the semaphore counts in `u32`).
+    const CAP: u64 = 1 << 30;
+
+    /// A budget of `bytes` (at least 1).
+    pub(crate) fn new(bytes: u64) -> Arc<Self> {
+        let total = bytes.clamp(1, Self::CAP) as u32;
+        Arc::new(Self {
+            room: Semaphore::new(total as usize),
+            total: AtomicU32::new(total),
+        })
+    }
+
+    /// Gives back `bytes` of room.
+    pub(crate) fn release(&self, bytes: u64) {
+        if bytes > 0 {
+            self.room.add_permits(bytes.min(Self::CAP) as usize);
+        }
+    }
+
+    /// Raises the total (an app revision with a larger buffer).
+    pub(crate) fn grow_to(&self, bytes: u64) {
+        let bytes = bytes.clamp(1, Self::CAP) as u32;
+        let old = self.total.fetch_max(bytes, Ordering::Relaxed);
+        if bytes > old {
+            self.room.add_permits((bytes - old) as usize);
+        }
+    }
+
+    /// Stops all waiting: readers get no room and send anyway. Used when the
+    /// daemon shuts down and no logger will take records any more.
+    pub(crate) fn close(&self) {
+        self.room.close();
+    }
+
+    /// Takes up to `bytes` of room (never more than the total), waiting for
+    /// it; returns what was taken (0 once closed).
+    async fn take(&self, bytes: u64) -> u64 {
+        let want = bytes.min(u64::from(self.total.load(Ordering::Relaxed))) as u32;
+        match self.room.acquire_many(want).await {
+            Ok(permit) => {
+                permit.forget();
+                u64::from(want)
+            }
+            Err(_) => 0,
+        }
+    }
+}
 
 /// One run of a process id: increases with every spawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,13 +127,22 @@ pub(crate) enum Stream {
 pub(crate) enum ChildEvent {
     /// It reported ready (IPC `"ready"`, `READY=1`, or a listening socket).
     Ready { id: ProcessId, inc: Incarnation },
-    /// It wrote a line.
+    /// It wrote lines.
     Output {
         id: ProcessId,
         inc: Incarnation,
         stream: Stream,
-        line: Line,
+        batch: Batch,
+        /// Room taken from the app's [`Budget`] for these lines.
+        held: u64,
     },
+    /// A logging process's feeder wrote `records` records to it.
+    Fed {
+        id: ProcessId,
+        inc: Incarnation,
+        records: u64,
+    },
+
     /// It sent an IPC message other than `"ready"`.
     Message {
         id: ProcessId,
@@ -81,6 +163,24 @@ pub(crate) enum ChildEvent {
     },
 }
 
+/// What a logging process's stdin feeder does.
+#[derive(Debug)]
+enum FeedCommand {
+    Records(Vec<u8>, u64),
+    Close,
+}
+
+/// Where a logging process reads its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeedMode {
+    /// Not a logging process.
+    None,
+    /// JSON lines on stdin.
+    Stdin,
+    /// JSON messages on the Node IPC channel (the same bytes).
+    Ipc,
+}
+
 /// The supervisor's handle on a watched process.
 #[derive(Debug)]
 pub(crate) struct ChildHandle {
@@ -89,6 +189,7 @@ pub(crate) struct ChildHandle {
     ipc: IpcSender,
     /// Set for a Node cluster worker.
     cluster: Option<(ClusterHandle, WorkerId)>,
+    feed: Option<mpsc::UnboundedSender<FeedCommand>>,
 }
 
 impl ChildHandle {
@@ -120,6 +221,38 @@ impl ChildHandle {
             None => self.ipc.disconnect(),
         }
     }
+
+    /// Queues encoded records for a logging process; [`ChildEvent::Fed`]
+    /// follows once they are written.
+    pub(crate) fn feed(&self, bytes: Vec<u8>, records: u64) {
+        match &self.feed {
+            Some(feed) => {
+                let _ = feed.send(FeedCommand::Records(bytes, records));
+            }
+            None => self.ipc.send_records(bytes, records),
+        }
+    }
+
+    /// Closes a logging process's stdin after the records queued before, so
+    /// it reads to the end and exits. Nothing for IPC loggers (their stop
+    /// message follows the records on the same channel).
+    pub(crate) fn close_feed(&self) {
+        if let Some(feed) = &self.feed {
+            let _ = feed.send(FeedCommand::Close);
+        }
+    }
+}
+
+/// How a watched process's output and records are handled.
+#[derive(Debug)]
+pub(crate) struct OutputSetup {
+    /// Bytes kept per output line.
+    pub(crate) max_line: usize,
+    /// Room in the app's log buffer; `None` for output that is never held
+    /// back (that of logging processes).
+    pub(crate) budget: Option<Arc<Budget>>,
+    /// Whether and how the process is fed records.
+    pub(crate) feed: FeedMode,
 }
 
 /// Starts watching a freshly spawned process.
@@ -131,7 +264,7 @@ pub(crate) fn watch(
     id: ProcessId,
     inc: Incarnation,
     ready_on: ReadyOn,
-    max_line: usize,
+    output: OutputSetup,
     notify: Option<tokio::net::UnixDatagram>,
     cluster: Option<ClusterLink>,
     events: mpsc::Sender<ChildEvent>,
@@ -140,6 +273,7 @@ pub(crate) fn watch(
         mut child,
         pid,
         ipc,
+        stdin,
     } = spawned;
     let is_worker = cluster.is_some();
     let gone = cluster.as_ref().map(|l| (l.cluster.clone(), l.worker));
@@ -152,15 +286,47 @@ pub(crate) fn watch(
         events.clone(),
     )?;
 
-    let stdout = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(pump(s, Stream::Stdout, id, inc, max_line, events.clone())));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(pump(s, Stream::Stderr, id, inc, max_line, events.clone())));
+    let pumps: Vec<(JoinHandle<()>, Arc<AtomicBool>)> = [
+        (child.stdout.take().map(Pipe::Out), Stream::Stdout),
+        (child.stderr.take().map(Pipe::Err), Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(pipe, stream)| {
+        let pipe = pipe?;
+        let waiting = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(pump(
+            pipe,
+            Pump {
+                stream,
+                id,
+                inc,
+                max_line: output.max_line,
+                budget: output.budget.clone(),
+                waiting: Arc::clone(&waiting),
+                events: events.clone(),
+            },
+        ));
+        Some((task, waiting))
+    })
+    .collect();
     let mut helpers: Vec<JoinHandle<()>> = ipc_tasks.into();
+    let mut feed = None;
+    if output.feed == FeedMode::Stdin
+        && let Some(stdin) = stdin
+    {
+        // A larger pipe means fewer, larger writes and wake-ups on both
+        // sides; the kernel caps it (pipe-max-size), which is fine.
+        let _ = nix::fcntl::fcntl(&stdin, nix::fcntl::FcntlArg::F_SETPIPE_SZ(FEED_PIPE_SIZE));
+        let (feed_tx, feed_rx) = mpsc::unbounded_channel();
+        helpers.push(tokio::spawn(feeder(
+            stdin,
+            feed_rx,
+            id,
+            inc,
+            events.clone(),
+        )));
+        feed = Some(feed_tx);
+    }
     let leaves = gone.clone();
     if let Some(notify) = notify {
         helpers.push(tokio::spawn(notify_reader(notify, id, inc, events.clone())));
@@ -179,10 +345,19 @@ pub(crate) fn watch(
         let status = child.wait().await;
         // Leftovers of the group die with their leader.
         let _ = killpg(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
-        for pump in [stdout, stderr].into_iter().flatten() {
-            let abort = pump.abort_handle();
-            if tokio::time::timeout(DRAIN_GRACE, pump).await.is_err() {
-                abort.abort();
+        for (mut pump, waiting) in pumps {
+            // A reader waiting for room in the log buffer is not stuck: its
+            // lines are on their way to a logger. Only a pipe that stays
+            // silent (held open by a grandchild) is given up on.
+            loop {
+                match tokio::time::timeout(DRAIN_GRACE, &mut pump).await {
+                    Ok(_) => break,
+                    Err(_) if waiting.load(Ordering::Relaxed) => {}
+                    Err(_) => {
+                        pump.abort();
+                        break;
+                    }
+                }
             }
         }
         for helper in helpers {
@@ -206,6 +381,7 @@ pub(crate) fn watch(
         pid,
         ipc,
         cluster: gone,
+        feed,
     })
 }
 
@@ -221,47 +397,103 @@ fn end_of(status: std::process::ExitStatus) -> ProcessEnd {
     }
 }
 
-async fn pump(
-    mut pipe: impl AsyncRead + Unpin,
+/// A child's stdout or stderr.
+enum Pipe {
+    Out(tokio::process::ChildStdout),
+    Err(tokio::process::ChildStderr),
+}
+
+impl Pipe {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Out(pipe) => pipe.read(buffer).await,
+            Self::Err(pipe) => pipe.read(buffer).await,
+        }
+    }
+}
+
+/// What an output reader needs besides its pipe.
+struct Pump {
     stream: Stream,
     id: ProcessId,
     inc: Incarnation,
     max_line: usize,
+    budget: Option<Arc<Budget>>,
+    /// Set while waiting for room in the log buffer.
+    waiting: Arc<AtomicBool>,
     events: mpsc::Sender<ChildEvent>,
-) {
-    let mut splitter = LineSplitter::new(max_line);
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut lines = Vec::new();
+}
+
+impl Pump {
+    /// Takes room for the batch and sends it; false once nobody listens.
+    async fn send(&self, batch: Batch) -> bool {
+        let held = match &self.budget {
+            Some(budget) => {
+                self.waiting.store(true, Ordering::Relaxed);
+                let held = budget.take(batch.cost()).await;
+                self.waiting.store(false, Ordering::Relaxed);
+                held
+            }
+            None => 0,
+        };
+        self.events
+            .send(ChildEvent::Output {
+                id: self.id,
+                inc: self.inc,
+                stream: self.stream,
+                batch,
+                held,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+async fn pump(mut pipe: Pipe, pump: Pump) {
+    let mut splitter = LineSplitter::new(pump.max_line);
+    let mut buffer = vec![0u8; READ_CHUNK];
     loop {
         let n = match pipe.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        splitter.push(&buffer[..n], &mut lines);
-        for line in lines.drain(..) {
-            if events
-                .send(ChildEvent::Output {
-                    id,
-                    inc,
-                    stream,
-                    line,
-                })
-                .await
-                .is_err()
-            {
-                return;
-            }
+        splitter.push(&buffer[..n]);
+        if let Some(batch) = splitter.take_batch()
+            && !pump.send(batch).await
+        {
+            return;
         }
     }
-    if let Some(line) = splitter.finish() {
-        let _ = events
-            .send(ChildEvent::Output {
-                id,
-                inc,
-                stream,
-                line,
-            })
-            .await;
+    if let Some(batch) = splitter.finish() {
+        pump.send(batch).await;
+    }
+}
+
+/// Writes records to a logging process's stdin, in order, and reports each
+/// completed write. Ends when the process stops reading or is told to close.
+async fn feeder(
+    mut stdin: tokio::process::ChildStdin,
+    mut commands: mpsc::UnboundedReceiver<FeedCommand>,
+    id: ProcessId,
+    inc: Incarnation,
+    events: mpsc::Sender<ChildEvent>,
+) {
+    while let Some(command) = commands.recv().await {
+        match command {
+            FeedCommand::Records(bytes, records) => {
+                if stdin.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                if events
+                    .send(ChildEvent::Fed { id, inc, records })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            FeedCommand::Close => return,
+        }
     }
 }
 

@@ -121,7 +121,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let daemon = Daemon::bind(DaemonConfig { home, socket })?;
+        // This executable, run as the file-logger, is the builtin logger.
+        let file_logger = std::env::current_exe().ok();
+        let daemon = Daemon::bind(DaemonConfig {
+            home,
+            socket,
+            file_logger,
+        })?;
         daemon
             .run(terminate_signal())
             .await

@@ -47,6 +47,9 @@ enum IpcCommand {
     HandleNack,
     /// Close the channel after everything queued before.
     Disconnect,
+    /// Log records for a Node logger: JSON lines, already encoded; their
+    /// writing is reported as [`ChildEvent::Fed`].
+    Records(Vec<u8>, u64),
 }
 
 /// A cloneable way to write to one process's channel.
@@ -63,6 +66,12 @@ impl IpcSender {
     /// writer holds `fd` until the worker acknowledges it.
     pub(crate) fn send_handle(&self, envelope: Value, fd: Arc<OwnedFd>) {
         let _ = self.0.send(IpcCommand::SendHandle(envelope, fd));
+    }
+
+    /// Queues encoded log records (one JSON message per line) for a Node
+    /// logger; [`ChildEvent::Fed`] follows once they are written.
+    pub(crate) fn send_records(&self, bytes: Vec<u8>, records: u64) {
+        let _ = self.0.send(IpcCommand::Records(bytes, records));
     }
 
     /// Closes the channel after the messages queued before: the app sees
@@ -100,6 +109,11 @@ pub(crate) fn start(
     if let Some(link) = &cluster {
         link.cluster.join(link, sender.clone(), id, inc);
     }
+    let fed = Fed {
+        events: events.clone(),
+        id,
+        inc,
+    };
     let reader = Reader {
         id,
         inc,
@@ -113,7 +127,7 @@ pub(crate) fn start(
         sender,
         [
             tokio::spawn(reader.run(read)),
-            tokio::spawn(writer(write, rx)),
+            tokio::spawn(writer(write, rx, fed)),
         ],
     ))
 }
@@ -222,9 +236,17 @@ impl Reader {
     }
 }
 
+/// Where the writer reports written log records.
+struct Fed {
+    events: mpsc::Sender<ChildEvent>,
+    id: ProcessId,
+    inc: Incarnation,
+}
+
 async fn writer(
     mut write: tokio::net::unix::OwnedWriteHalf,
     mut commands: mpsc::UnboundedReceiver<IpcCommand>,
+    fed: Fed,
 ) {
     let mut outbox = Outbox::default();
     loop {
@@ -235,6 +257,16 @@ async fn writer(
                         .await
                         .is_err()
                     {
+                        return;
+                    }
+                }
+                Out::Fed(records) => {
+                    let event = ChildEvent::Fed {
+                        id: fed.id,
+                        inc: fed.inc,
+                        records,
+                    };
+                    if fed.events.send(event).await.is_err() {
                         return;
                     }
                 }
@@ -257,6 +289,10 @@ async fn writer(
             IpcCommand::HandleAck => outbox.ack(),
             IpcCommand::HandleNack => outbox.nack(),
             IpcCommand::Disconnect => outbox.push(Out::Close),
+            IpcCommand::Records(bytes, records) => {
+                outbox.push(Out::Message { bytes, fd: None });
+                outbox.push(Out::Fed(records));
+            }
         }
     }
 }
@@ -293,7 +329,12 @@ async fn write_message(
 /// One item for the writer.
 #[derive(Debug, Clone)]
 enum Out<F> {
-    Message { bytes: Vec<u8>, fd: Option<F> },
+    Message {
+        bytes: Vec<u8>,
+        fd: Option<F>,
+    },
+    /// Report this many log records written (they were the message before).
+    Fed(u64),
     Close,
 }
 
@@ -391,6 +432,7 @@ mod tests {
     fn text(out: Option<Out<u8>>) -> Option<(String, Option<u8>)> {
         match out? {
             Out::Message { bytes, fd } => Some((String::from_utf8(bytes).unwrap(), fd)),
+            Out::Fed(n) => Some((format!("fed {n}"), None)),
             Out::Close => Some(("close".into(), None)),
         }
     }

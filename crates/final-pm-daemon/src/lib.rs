@@ -10,6 +10,8 @@
 //!   effects.
 //! - `cluster`: the Node cluster primary that shares listening sockets
 //!   between the workers of an app.
+//! - `logging`: log buffers and logger processes; [`file_logger`] is the
+//!   builtin logger, run in its own process.
 //! - `server` and `api`: the socket, framing and request parsing.
 //! - [`lock`] and [`paths`]: the files the daemon keeps and how they are found.
 //!
@@ -19,6 +21,7 @@
 
 pub mod core;
 pub mod entry;
+pub mod file_logger;
 pub mod lock;
 pub mod paths;
 pub mod procfs;
@@ -29,7 +32,8 @@ mod cluster;
 mod ipc;
 mod lines;
 mod listen;
-mod logstore;
+mod logging;
+mod logjson;
 mod server;
 mod spawn;
 mod supervisor;
@@ -54,6 +58,11 @@ pub struct DaemonConfig {
     pub home: PathBuf,
     /// The control socket path (absolute).
     pub socket: PathBuf,
+    /// The executable that runs the builtin `file-logger` (the final-pm
+    /// executable, through its hidden [`file_logger::ENTRY`] argument).
+    /// Without one, apps using `file-logger` have no logger: their records
+    /// are kept in memory only.
+    pub file_logger: Option<PathBuf>,
 }
 
 /// Why the daemon could not start.
@@ -153,7 +162,7 @@ impl Daemon {
         let stop_supervisor = CancellationToken::new();
         let close_connections = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let (supervisor, handle) = supervisor::Supervisor::new();
+        let (supervisor, handle) = supervisor::Supervisor::new(config.file_logger.clone());
         let accept = tokio::spawn(server::accept_loop(
             listener,
             handle,

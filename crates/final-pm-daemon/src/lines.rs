@@ -7,22 +7,56 @@
 //! `max` bytes and counts exactly how many were dropped, and [`finish`]
 //! returns the unterminated rest when the stream closes.
 //!
+//! Output is the daemon's hot path (an app may write millions of lines a
+//! second), so lines are not allocated one by one: the splitter appends them
+//! to one [`Batch`] (a byte buffer plus spans) that travels to the
+//! supervisor as a single message per read.
+//!
 //! [`finish`]: LineSplitter::finish
 
-/// One completed line.
+use std::ops::Range;
+
+/// One completed line inside a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Line {
-    /// The kept bytes, without `\n` and a trailing `\r`.
-    pub(crate) bytes: Vec<u8>,
+pub(crate) struct Span {
+    /// Where the kept bytes are in [`Batch::data`] (without `\n` and a
+    /// trailing `\r`).
+    pub(crate) range: Range<usize>,
     /// Bytes dropped beyond the length limit.
     pub(crate) truncated: u64,
 }
 
-/// Incremental splitter for one stream.
+/// Completed lines of one stream, stored back to back.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// The bytes of every line.
+    pub(crate) data: Vec<u8>,
+    /// The lines, in order.
+    pub(crate) lines: Vec<Span>,
+}
+
+impl Batch {
+    /// The kept bytes of a line.
+    pub(crate) fn bytes(&self, span: &Span) -> &[u8] {
+        &self.data[span.range.clone()]
+    }
+
+    /// What the lines cost in a log buffer: their kept bytes plus one per
+    /// line (so empty lines are not free).
+    pub(crate) fn cost(&self) -> u64 {
+        self.lines.iter().map(|l| (l.range.len() + 1) as u64).sum()
+    }
+}
+
+/// Incremental splitter for one stream. The line being assembled lives at
+/// the end of the pending batch's buffer, so a line is copied once, from the
+/// read buffer into the batch.
 #[derive(Debug)]
 pub(crate) struct LineSplitter {
     max: usize,
-    partial: Vec<u8>,
+    batch: Batch,
+    /// Start of the unfinished line in `batch.data`.
+    start: usize,
     dropped: u64,
     /// The last byte seen was a dropped `\r`: if a `\n` follows, that `\r`
     /// was the line ending, not content, and does not count as dropped.
@@ -34,50 +68,73 @@ impl LineSplitter {
     pub(crate) fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
-            partial: Vec::new(),
+            batch: Batch::default(),
+            start: 0,
             dropped: 0,
             dropped_cr: false,
         }
     }
 
-    /// Feeds a chunk; completed lines are appended to `out`.
-    pub(crate) fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Line>) {
-        while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+    /// Feeds a chunk; completed lines collect in the pending batch.
+    pub(crate) fn push(&mut self, mut chunk: &[u8]) {
+        while let Some(pos) = memchr::memchr(b'\n', chunk) {
             self.take(&chunk[..pos]);
-            out.push(self.complete());
+            self.complete();
             chunk = &chunk[pos + 1..];
         }
         self.take(chunk);
     }
 
-    /// The unterminated rest of the stream, if any.
-    pub(crate) fn finish(&mut self) -> Option<Line> {
-        if self.partial.is_empty() && self.dropped == 0 {
+    /// The completed lines so far, if any; the unfinished line stays.
+    pub(crate) fn take_batch(&mut self) -> Option<Batch> {
+        if self.batch.lines.is_empty() {
             return None;
         }
-        Some(self.complete())
+        let rest = self.batch.data[self.start..].to_vec();
+        self.batch.data.truncate(self.start);
+        self.start = 0;
+        Some(std::mem::replace(
+            &mut self.batch,
+            Batch {
+                data: rest,
+                lines: Vec::new(),
+            },
+        ))
+    }
+
+    /// Ends the stream: the completed lines and the unterminated rest.
+    pub(crate) fn finish(&mut self) -> Option<Batch> {
+        if self.batch.data.len() > self.start || self.dropped > 0 {
+            self.complete();
+        }
+        self.take_batch()
     }
 
     fn take(&mut self, bytes: &[u8]) {
-        let room = self.max.saturating_sub(self.partial.len());
+        let room = self.max.saturating_sub(self.batch.data.len() - self.start);
         let kept = bytes.len().min(room);
-        self.partial.extend_from_slice(&bytes[..kept]);
+        self.batch.data.extend_from_slice(&bytes[..kept]);
         self.dropped += (bytes.len() - kept) as u64;
         if !bytes.is_empty() {
             self.dropped_cr = kept < bytes.len() && bytes.last() == Some(&b'\r');
         }
     }
 
-    fn complete(&mut self) -> Line {
-        let mut bytes = std::mem::take(&mut self.partial);
+    fn complete(&mut self) {
+        let mut end = self.batch.data.len();
         if self.dropped_cr {
             self.dropped -= 1;
-        } else if self.dropped == 0 && bytes.last() == Some(&b'\r') {
-            bytes.pop();
+        } else if self.dropped == 0 && end > self.start && self.batch.data[end - 1] == b'\r' {
+            end -= 1;
+            self.batch.data.truncate(end);
         }
         self.dropped_cr = false;
         let truncated = std::mem::take(&mut self.dropped);
-        Line { bytes, truncated }
+        self.batch.lines.push(Span {
+            range: self.start..end,
+            truncated,
+        });
+        self.start = end;
     }
 }
 
@@ -85,16 +142,33 @@ impl LineSplitter {
 mod tests {
     use super::*;
 
+    fn lines(batch: &Batch) -> Vec<(String, u64)> {
+        batch
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    String::from_utf8(batch.bytes(l).to_vec()).unwrap(),
+                    l.truncated,
+                )
+            })
+            .collect()
+    }
+
+    /// Splits `chunks`, taking a batch after every chunk (as the pump does).
     fn split(max: usize, chunks: &[&[u8]]) -> Vec<(String, u64)> {
         let mut splitter = LineSplitter::new(max);
         let mut out = Vec::new();
         for chunk in chunks {
-            splitter.push(chunk, &mut out);
+            splitter.push(chunk);
+            if let Some(batch) = splitter.take_batch() {
+                out.extend(lines(&batch));
+            }
         }
-        out.extend(splitter.finish());
-        out.into_iter()
-            .map(|l| (String::from_utf8(l.bytes).unwrap(), l.truncated))
-            .collect()
+        if let Some(batch) = splitter.finish() {
+            out.extend(lines(&batch));
+        }
+        out
     }
 
     fn plain(lines: &[&str]) -> Vec<(String, u64)> {
@@ -158,8 +232,22 @@ mod tests {
     #[test]
     fn bytes_are_not_reinterpreted() {
         let mut splitter = LineSplitter::new(100);
-        let mut out = Vec::new();
-        splitter.push(b"\xff\xfe\n", &mut out);
-        assert_eq!(out[0].bytes, b"\xff\xfe");
+        splitter.push(b"\xff\xfe\n");
+        let batch = splitter.take_batch().unwrap();
+        assert_eq!(batch.bytes(&batch.lines[0]), b"\xff\xfe");
+    }
+
+    #[test]
+    fn a_line_split_across_batches_is_whole_and_costs_its_bytes() {
+        let mut splitter = LineSplitter::new(100);
+        splitter.push(b"ab\ncd");
+        let first = splitter.take_batch().unwrap();
+        assert_eq!(lines(&first), plain(&["ab"]));
+        assert_eq!(first.cost(), 3);
+        splitter.push(b"ef\r\n\n");
+        let second = splitter.take_batch().unwrap();
+        assert_eq!(lines(&second), plain(&["cdef", ""]));
+        assert_eq!(second.cost(), 6);
+        assert!(splitter.finish().is_none());
     }
 }

@@ -15,46 +15,50 @@
 //! races between a client's command and a child's exit. When idle, the loop
 //! sleeps in `select!` with no timer unless the core has a deadline: zero CPU.
 //!
+//! Log records (lifecycle records from the core's effects, output lines
+//! from the children) go to [`Logging`], which decides when logging
+//! processes start, are fed and stop; the supervisor carries that out after
+//! every event (see `logging.rs` for the buffer and overflow rules).
+//!
 //! Shutdown: a `kill_daemon` request or the `shutdown` token make the core
-//! refuse new work and kill every process; once none is left, every pending
-//! `kill_daemon` is answered and the loop returns. `Daemon::run` then removes
-//! the socket and the lock.
+//! refuse new work and kill every application process; logging processes
+//! stay to take the last records and are then stopped gracefully, so the
+//! last lines of a killed app reach its log file. After [`FLUSH_TIMEOUT`]
+//! whatever is left is killed. Once nothing is left, every pending
+//! `kill_daemon` is answered and the loop returns. `Daemon::run` then
+//! removes the socket and the lock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use final_pm_protocol::{
-    AppInfo, ErrorCode, LogKind, LogProcess, LogRecord, Mode, ProcessId, ProcessInfo, ReadyOn,
-    Request, Response, VERSION,
+    AppConfig, AppInfo, AppType, ErrorCode, Generation, LogKind, LogProcess, LogRecord, Mode,
+    ProcessId, ProcessInfo, ReadyOn, Request, Response, StopSignal, VERSION,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::child::{ChildEvent, ChildHandle, Incarnation, Stream};
+use crate::child::{ChildEvent, ChildHandle, FeedMode, Incarnation, OutputSetup, Stream};
 use crate::cluster::{ClusterHandle, Policy, WorkerId};
-use crate::core::{Core, Effect, ProcessView, WaitId};
+use crate::core::{CommandError, Core, Effect, ProcessView, WaitId};
 use crate::ipc::ClusterLink;
-use crate::logstore::{LogStore, Stored};
+pub(crate) use crate::logging::Published;
+use crate::logging::{Action, Logging};
 use crate::spawn::{SpawnSpec, spawn};
 
 /// How many published records a slow follower may fall behind before it is
 /// told it missed some.
 const FOLLOW_BACKLOG: usize = 1024;
-/// Child events in flight; a full channel makes output readers wait, which
-/// makes the apps' writes wait: backpressure instead of unbounded memory.
-const CHILD_EVENTS: usize = 1024;
-
-/// A record as pushed to followers, with its position in the daemon's stream.
-#[derive(Debug, Clone)]
-pub(crate) struct Published {
-    /// Increases by one per record; lets a connection skip records it already
-    /// got in a `logs` reply.
-    pub(crate) seq: u64,
-    /// The record.
-    pub(crate) record: Arc<LogRecord>,
-}
+/// Child events in flight. Output readers take room in their app's log
+/// buffer before sending (see `logging.rs`), so this only smooths bursts.
+const CHILD_EVENTS: usize = 256;
+/// How long a shutdown waits for loggers to take the last records before
+/// they are killed too.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The builtin logger's name (spec §3.8).
+pub(crate) const FILE_LOGGER: &str = "file-logger";
 
 /// The answer to one request.
 #[derive(Debug)]
@@ -159,25 +163,27 @@ pub(crate) struct Supervisor {
     core: Core,
     clock: Clock,
     calls: mpsc::Receiver<Call>,
-    events: broadcast::Sender<Published>,
     child_tx: mpsc::Sender<ChildEvent>,
     child_rx: mpsc::Receiver<ChildEvent>,
     children: HashMap<ProcessId, Watched>,
     next_incarnation: u64,
     waiters: HashMap<WaitId, Waiter>,
-    logs: LogStore,
-    seq: u64,
+    logging: Logging,
     /// `kill_daemon` callers waiting for the last process to go, with the
     /// reply each gets then.
     killers: Vec<(oneshot::Sender<Reply>, Response)>,
     stopping: bool,
     /// The Node cluster primary, started with the first cluster worker.
     cluster: Option<ClusterHandle>,
+    /// While stopping: when loggers that have not finished are killed.
+    flush_deadline: Option<Instant>,
 }
 
 impl Supervisor {
     /// Creates the supervisor and the handle connections use.
-    pub(crate) fn new() -> (Self, SupervisorHandle) {
+    /// `file_logger` is the executable that runs the builtin file-logger
+    /// (the final-pm executable); without it there is no builtin logger.
+    pub(crate) fn new(file_logger: Option<PathBuf>) -> (Self, SupervisorHandle) {
         let (calls_tx, calls) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(FOLLOW_BACKLOG);
         let (child_tx, child_rx) = mpsc::channel(CHILD_EVENTS);
@@ -185,21 +191,27 @@ impl Supervisor {
             calls: calls_tx,
             events: events.clone(),
         };
+        let mut core = Core::new();
+        if let Some(program) = file_logger {
+            // The first app, so its revision is 0 (spec §3.8).
+            if let Err(err) = core.add_app(Instant::now(), builtin_file_logger(program), true) {
+                warn!(%err, "cannot add the builtin file-logger");
+            }
+        }
         let supervisor = Self {
-            core: Core::new(),
+            core,
             clock: Clock::new(),
             calls,
-            events,
+            logging: Logging::new(events),
             child_tx,
             child_rx,
             children: HashMap::new(),
             next_incarnation: 0,
             waiters: HashMap::new(),
-            logs: LogStore::default(),
-            seq: 0,
             killers: Vec::new(),
             stopping: false,
             cluster: None,
+            flush_deadline: None,
         };
         (supervisor, handle)
     }
@@ -217,13 +229,28 @@ impl Supervisor {
         };
         loop {
             self.drain_effects();
-            if self.stopping && self.core.is_empty() {
-                break;
+            self.drive_logging();
+            if self.stopping {
+                if self.core.is_empty() {
+                    break;
+                }
+                if self.flush_deadline.is_some_and(|at| at <= Instant::now()) {
+                    warn!("loggers did not take the last records in time; killing them");
+                    self.flush_deadline = None;
+                    self.core.kill_all(Instant::now());
+                    self.logging.release_all();
+                    continue;
+                }
             }
-            let deadline = self
-                .core
-                .next_deadline()
-                .map(tokio::time::Instant::from_std);
+            let deadline = [
+                self.core.next_deadline(),
+                self.logging.next_deadline(),
+                self.flush_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std);
             tokio::select! {
                 call = self.calls.recv() => match call {
                     Some((request, reply)) => self.handle(request, reply),
@@ -247,7 +274,71 @@ impl Supervisor {
     fn begin_stop(&mut self) {
         if !self.stopping {
             self.stopping = true;
-            self.core.kill_all(Instant::now());
+            let now = Instant::now();
+            self.flush_deadline = Some(now + FLUSH_TIMEOUT);
+            self.logging.shut_down();
+            self.core.kill_applications(now);
+        }
+    }
+
+    /// Carries out what logging decides until it has nothing more to do,
+    /// then tells the core whether logging keeps the daemon from rest.
+    fn drive_logging(&mut self) {
+        loop {
+            let now = Instant::now();
+            let actions = self.logging.drive(now, self.clock.ms(now));
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                self.logging_action(now, action);
+            }
+            self.drain_effects();
+        }
+        let busy = self.logging.busy();
+        self.core.set_logging_busy(busy);
+        self.drain_effects();
+    }
+
+    fn logging_action(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::Start(key) => {
+                let Some(app) = self.core.app(&key.name).cloned() else {
+                    self.logging.start_failed(&key, true, now);
+                    return;
+                };
+                // The logger app's own arguments come first (the builtin's
+                // entry point), then the key's `logger-args`.
+                let mut args = app.config.args.clone();
+                args.extend(key.args.iter().cloned());
+                match self.core.start_with(
+                    now,
+                    &key.name,
+                    Some(0),
+                    Some(args),
+                    Some(key.cwd.clone()),
+                ) {
+                    Ok(id) => self.logging.started(&key, id, app.config.builtin),
+                    Err(err) => {
+                        warn!(logger = %key.name, %err, "cannot start a logging process");
+                        let missing = matches!(err, CommandError::UnknownApp(_));
+                        self.logging.start_failed(&key, missing, now);
+                    }
+                }
+            }
+            Action::Feed { id, bytes, records } => {
+                if let Some(child) = self.children.get(&id) {
+                    child.handle.feed(bytes, records);
+                }
+            }
+            Action::Stop(id) => {
+                if let Some(child) = self.children.get(&id) {
+                    child.handle.close_feed();
+                }
+                if let Err(err) = self.core.stop(now, id) {
+                    debug!(%id, %err, "stopping a logging process");
+                }
+            }
         }
     }
 
@@ -317,7 +408,7 @@ impl Supervisor {
 
     fn execute(&mut self, request: Request) -> Reply {
         let now = Instant::now();
-        let refused = |err: crate::core::CommandError| Response::error(err.code(), err.to_string());
+        let refused = |err: CommandError| Response::error(err.code(), err.to_string());
         match request {
             Request::Info {} => Response::Info {
                 applications: self.core.apps().cloned().collect(),
@@ -332,12 +423,15 @@ impl Supervisor {
             }
             .into(),
             Request::Add { app, force } => match self.core.add_app(now, *app, force) {
-                Ok(outcome) => Response::Added {
-                    added: outcome.added,
-                    changed: outcome.changed,
-                    revision: outcome.revision,
+                Ok(outcome) => {
+                    self.logging.apps_changed();
+                    Response::Added {
+                        added: outcome.added,
+                        changed: outcome.changed,
+                        revision: outcome.revision,
+                    }
+                    .into()
                 }
-                .into(),
                 Err(err) => refused(err).into(),
             },
             Request::Delete { name, force } => match self.core.delete_app(now, &name, force) {
@@ -377,14 +471,12 @@ impl Supervisor {
                 .into(),
             Request::Logs {
                 name, ids, lines, ..
-            } => {
-                let stored = self.logs.query(&name, &ids, lines);
-                let records = stored.iter().map(|s| (*s.record).clone()).collect();
-                Reply {
-                    response: Response::Logs { records },
-                    seen: Some(self.seq),
-                }
-            }
+            } => Reply {
+                response: Response::Logs {
+                    records: self.logging.query(&name, &ids, lines),
+                },
+                seen: Some(self.logging.seq()),
+            },
             Request::Follow { .. } | Request::Unfollow { .. } => Response::Ok {}.into(),
             Request::Hello { .. } => Response::error(
                 ErrorCode::InvalidArguments,
@@ -461,16 +553,36 @@ impl Supervisor {
                 kind,
                 text,
             } => {
+                if kind == LogKind::Moved && generation == Some(Generation::Running) {
+                    self.logging.on_running(id);
+                }
                 let process = LogProcess {
                     pid: pid.map_or(-1, i64::from),
                     id,
                     number,
                     generation,
                 };
-                self.record(app, Some(process), kind, text, 0);
+                let record = LogRecord {
+                    kind,
+                    bytes: text.len() as u64,
+                    text,
+                    timestamp: self.clock.ms(Instant::now()),
+                    app,
+                    process: Some(process),
+                    truncated: 0,
+                };
+                // The process's own revision decides its logger; one that
+                // is already gone from the table falls back to the app's.
+                let info = self
+                    .core
+                    .process(id)
+                    .map(|view| view.app)
+                    .or_else(|| self.core.app(&record.app).cloned());
+                self.logging.push_record(id, info.as_deref(), record);
             }
             Effect::Forget { id } => {
                 self.children.remove(&id);
+                self.logging.forget(id, Instant::now());
             }
             Effect::WaitDone { wait } => match self.waiters.remove(&wait) {
                 Some(Waiter::Request(reply)) => {
@@ -524,6 +636,7 @@ impl Supervisor {
                     ),
                 }
             });
+        let (budget, feed) = self.logging.on_spawn(id, app);
         let spec = SpawnSpec {
             app: &app.config,
             args,
@@ -531,15 +644,20 @@ impl Supervisor {
             instance_number: instance,
             notify_socket: notify_name,
             cluster_worker: cluster.as_ref().map(|link| link.worker.0),
+            stdin_pipe: feed == FeedMode::Stdin,
         };
-        let max_line = usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX);
+        let output = OutputSetup {
+            max_line: usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX),
+            budget,
+            feed,
+        };
         let spawned = spawn(&spec).and_then(|spawned| {
             crate::child::watch(
                 spawned,
                 id,
                 inc,
                 app.config.ready_on,
-                max_line,
+                output,
                 notify_socket,
                 cluster,
                 self.child_tx.clone(),
@@ -584,12 +702,13 @@ impl Supervisor {
                 id,
                 inc,
                 stream,
-                line,
+                batch,
+                held,
             } => {
                 let Some(watched) = self.children.get(&id).filter(|w| w.handle.inc == inc) else {
+                    self.logging.release(id, held);
                     return;
                 };
-                let app = watched.app.clone();
                 let pid = i64::from(watched.handle.pid);
                 let view = self.core.process(id);
                 let process = LogProcess {
@@ -602,8 +721,14 @@ impl Supervisor {
                     Stream::Stdout => LogKind::Stdout,
                     Stream::Stderr => LogKind::Stderr,
                 };
-                let text = String::from_utf8_lossy(&line.bytes).into_owned();
-                self.record(app, Some(process), kind, text, line.truncated);
+                let timestamp = self.clock.ms(now);
+                self.logging
+                    .push_output(id, &watched.app, process, kind, timestamp, &batch, held);
+            }
+            ChildEvent::Fed { id, inc, records } => {
+                if self.is_current(id, inc) {
+                    self.logging.on_fed(id, records);
+                }
             }
             ChildEvent::Problem { id, inc, text } => {
                 let Some(watched) = self.children.get(&id).filter(|w| w.handle.inc == inc) else {
@@ -618,52 +743,28 @@ impl Supervisor {
                     number: view.as_ref().map_or(0, |v| v.number),
                     generation: view.as_ref().map(|v| v.generation),
                 };
-                self.record(app, Some(process), LogKind::Error, text, 0);
+                let record = LogRecord {
+                    kind: LogKind::Error,
+                    bytes: text.len() as u64,
+                    text,
+                    timestamp: self.clock.ms(now),
+                    app,
+                    process: Some(process),
+                    truncated: 0,
+                };
+                let info = self.core.process(id).map(|view| view.app);
+                self.logging.push_record(id, info.as_deref(), record);
             }
             ChildEvent::Message { id, message } => {
-                debug!(%id, %message, "IPC message from a process");
+                if let Some(message) = self.logging.on_message(id, message) {
+                    debug!(%id, %message, "IPC message from a process");
+                }
             }
         }
     }
 
     fn is_current(&self, id: ProcessId, inc: Incarnation) -> bool {
         self.children.get(&id).is_some_and(|w| w.handle.inc == inc)
-    }
-
-    /// Stores a record and pushes it to followers.
-    fn record(
-        &mut self,
-        app: String,
-        process: Option<LogProcess>,
-        kind: LogKind,
-        text: String,
-        truncated: u64,
-    ) {
-        let record = Arc::new(LogRecord {
-            kind,
-            bytes: text.len() as u64,
-            text,
-            timestamp: self.clock.ms(Instant::now()),
-            app,
-            process,
-            truncated,
-        });
-        // The buffer is per app, so the app's current revision sets its size
-        // (spec §7.5: the highest revision seen applies).
-        let max = self.core.app(&record.app).map_or_else(
-            final_pm_protocol::model::defaults::max_buffered_log_bytes,
-            |a| a.config.max_buffered_log_bytes,
-        );
-        self.seq += 1;
-        let seq = self.seq;
-        self.logs.push(
-            Stored {
-                seq,
-                record: Arc::clone(&record),
-            },
-            max,
-        );
-        let _ = self.events.send(Published { seq, record });
     }
 
     /// Reaps processes re-parented to the daemon (it is a child subreaper)
@@ -695,6 +796,20 @@ impl Drop for Supervisor {
             watched.handle.signal(crate::core::Signal::Kill);
         }
     }
+}
+
+/// The builtin logger (spec §3.8): the final-pm executable run through its
+/// hidden file-logger entry point; records on stdin, `ready` and
+/// acknowledgements on the IPC channel, stopped by the `stop` message.
+fn builtin_file_logger(program: PathBuf) -> AppConfig {
+    let mut config = AppConfig::new(FILE_LOGGER, "/", program.to_string_lossy());
+    config.app_type = AppType::Logger;
+    config.mode = Mode::Fork;
+    config.args = vec![crate::file_logger::ENTRY.to_owned()];
+    config.ready_on = ReadyOn::Message;
+    config.stop_signal = StopSignal::Message;
+    config.builtin = true;
+    config
 }
 
 fn notify_socket(inc: Incarnation) -> Option<(String, tokio::net::UnixDatagram)> {

@@ -1,5 +1,6 @@
-//! `final-pm`: the command-line client of the final-pm daemon, and the daemon
-//! itself when started through the hidden `__daemon` entry point.
+//! `final-pm`: the command-line client of the final-pm daemon, the daemon
+//! itself when started through the hidden `__daemon` entry point, and the
+//! builtin file-logger through `__file-logger`.
 
 mod action;
 mod cli;
@@ -33,6 +34,12 @@ fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == DAEMON_ENTRY) {
         return final_pm_daemon::entry::main(args.split_off(2));
+    }
+    if args
+        .get(1)
+        .is_some_and(|a| a == final_pm_daemon::file_logger::ENTRY)
+    {
+        return final_pm_daemon::file_logger::main(args.split_off(2));
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

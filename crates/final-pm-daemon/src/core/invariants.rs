@@ -25,7 +25,7 @@ impl Core {
                 process.id
             );
             check_process(process);
-            if self.shutting_down {
+            if self.shutting_down && !(self.loggers_spared && process.is_logger()) {
                 assert!(
                     process.killing,
                     "process {} is not being killed after kill_all",

@@ -89,6 +89,9 @@ pub struct Core {
     next_wait: u64,
     /// `kill_all` was called: nothing starts or respawns any more.
     shutting_down: bool,
+    /// [`Core::kill_applications`] left logging processes alive so they can
+    /// take the last records; [`Core::kill_all`] ends that.
+    loggers_spared: bool,
     /// The shell's logging is not at rest (see [`Core::set_logging_busy`]).
     logging_busy: bool,
 }
@@ -239,7 +242,31 @@ impl Core {
     /// nothing starts or respawns, and `start` is refused.
     pub fn kill_all(&mut self, now: Instant) {
         self.shutting_down = true;
+        self.loggers_spared = false;
         let ids: Vec<ProcessId> = self.procs.iter().map(|p| p.id).collect();
+        for id in ids {
+            if let Some(process) = self.get_mut(id) {
+                process.timeout = false;
+                self.on_event(now, id, Event::Kill(KillMode::Forced));
+            }
+        }
+        self.finish();
+    }
+
+    /// The first half of a daemon shutdown that keeps log records: like
+    /// [`kill_all`](Self::kill_all), but logging processes (apps of type
+    /// `logger`) stay alive, so the shell can hand them the records of the
+    /// processes being killed and stop them gracefully (or call `kill_all`
+    /// when they take too long). Nothing starts or respawns from now on.
+    pub fn kill_applications(&mut self, now: Instant) {
+        self.shutting_down = true;
+        self.loggers_spared = true;
+        let ids: Vec<ProcessId> = self
+            .procs
+            .iter()
+            .filter(|p| !p.is_logger())
+            .map(|p| p.id)
+            .collect();
         for id in ids {
             if let Some(process) = self.get_mut(id) {
                 process.timeout = false;
@@ -386,6 +413,11 @@ impl Core {
     /// No processes at all.
     pub fn is_empty(&self) -> bool {
         self.procs.is_empty()
+    }
+
+    /// No processes except logging processes (apps of type `logger`).
+    pub fn only_loggers_left(&self) -> bool {
+        self.procs.iter().all(Process::is_logger)
     }
 
     /// Whether [`kill_all`](Self::kill_all) was called.

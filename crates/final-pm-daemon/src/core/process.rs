@@ -82,6 +82,11 @@ impl Process {
         &self.app.config.name
     }
 
+    /// A logging process (its app is of type `logger`).
+    pub(crate) fn is_logger(&self) -> bool {
+        self.app.config.app_type == AppType::Logger
+    }
+
     /// Spawn was emitted: the process exists or is about to.
     pub(crate) fn created(&self) -> bool {
         match self.os {

@@ -9,7 +9,8 @@
 //!   `process.send('ready')` and the `'stop'` message work unchanged;
 //! - may get `NOTIFY_SOCKET`, systemd's readiness datagram socket;
 //! - a Node cluster worker also gets `NODE_UNIQUE_ID` (node-ipc.md §2.1);
-//! - has stdin on `/dev/null` and stdout/stderr piped to the daemon;
+//! - has stdin on `/dev/null` (a pipe for loggers that read their records
+//!   there) and stdout/stderr piped to the daemon;
 //! - runs `run` directly, or through `node` (or `interpreter`) with
 //!   `node-args` when `run` is a `.js`, `.cjs` or `.mjs` file;
 //! - sees exactly the app's environment plus the variables above (inherited
@@ -54,6 +55,9 @@ pub(crate) struct SpawnSpec<'a> {
     pub(crate) notify_socket: Option<String>,
     /// `NODE_UNIQUE_ID` of a Node cluster worker (node-ipc.md §2.1).
     pub(crate) cluster_worker: Option<u64>,
+    /// Give the process a pipe as stdin (a logger that reads its records
+    /// there) instead of `/dev/null`.
+    pub(crate) stdin_pipe: bool,
 }
 
 /// A started process and the daemon's ends of its channels.
@@ -63,6 +67,8 @@ pub(crate) struct Spawned {
     pub(crate) pid: u32,
     /// The parent end of the IPC socketpair (close-on-exec).
     pub(crate) ipc: std::os::unix::net::UnixStream,
+    /// The writing end of its stdin, when asked for a pipe.
+    pub(crate) stdin: Option<tokio::process::ChildStdin>,
 }
 
 /// The program and its arguments for `spec`.
@@ -121,10 +127,19 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     let ipc_child = above_child_fds(child_end)?;
     let stdout_child = above_child_fds(stdout_child)?;
     let stderr_child = above_child_fds(stderr_child)?;
+    let stdin = if spec.stdin_pipe {
+        let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+        Some((above_child_fds(read)?, write))
+    } else {
+        None
+    };
 
     let mut actions = posix::FileActions::new()?;
     actions.chdir(&cwd)?;
-    actions.open(0, c"/dev/null", libc::O_RDONLY)?;
+    match &stdin {
+        Some((read, _)) => actions.dup2(read.as_fd(), 0)?,
+        None => actions.open(0, c"/dev/null", libc::O_RDONLY)?,
+    }
     actions.dup2(stdout_child.as_fd(), 1)?;
     actions.dup2(stderr_child.as_fd(), 2)?;
     actions.dup2(ipc_child.as_fd(), IPC_FD)?;
@@ -144,6 +159,7 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     // the child closes its end (node-ipc.md §3, C3).
     drop(actions);
     drop((ipc_child, stdout_child, stderr_child));
+    let stdin = stdin.map(|(_, write)| write);
     let pid = Pid::from_raw(pid);
     let child = posix::pidfd_open(pid.as_raw())
         .and_then(|pidfd| Child::new(pid, pidfd, stdout, stderr))
@@ -153,10 +169,17 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
             let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, None);
         })?;
+    let stdin = match stdin {
+        Some(write) => Some(tokio::process::ChildStdin::from_std(
+            std::process::ChildStdin::from(write),
+        )?),
+        None => None,
+    };
     Ok(Spawned {
         child,
         pid: pid.as_raw().unsigned_abs(),
         ipc: std::os::unix::net::UnixStream::from(parent_end),
+        stdin,
     })
 }
 
@@ -283,6 +306,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         assert_eq!(
             command_line(&spec),
@@ -299,6 +323,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         assert_eq!(
             command_line(&spec),
@@ -321,6 +346,7 @@ mod tests {
             instance_number: Some(2),
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         let mut spawned = spawn(&spec).unwrap();
         let mut reader = BufReader::new(spawned.ipc.try_clone().unwrap());
@@ -349,6 +375,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         let err = spawn(&spec).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/program"), "{err}");
@@ -360,6 +387,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         let err = spawn(&spec).unwrap_err().to_string();
         assert!(err.contains("/nonexistent-dir"), "{err}");
@@ -386,6 +414,7 @@ mod tests {
             instance_number: None,
             notify_socket: Some("@test".into()),
             cluster_worker: None,
+            stdin_pipe: false,
         };
         output(spawn(&spec).unwrap()).await
     }
@@ -489,6 +518,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         let (out, _, status) = output(spawn(&spec).unwrap()).await;
         assert_eq!(out, "hello from greet you\n");
@@ -517,6 +547,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         let err = spawn(&spec).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
@@ -538,6 +569,7 @@ mod tests {
             instance_number: None,
             notify_socket: None,
             cluster_worker: None,
+            stdin_pipe: false,
         };
         let mut spawned = spawn(&spec).unwrap();
         let pid = spawned.pid;

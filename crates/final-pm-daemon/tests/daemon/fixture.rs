@@ -27,6 +27,7 @@ impl Fixture {
         let config = DaemonConfig {
             socket: home.join("daemon.sock"),
             home,
+            file_logger: None,
         };
         let socket = config.socket.clone();
         let daemon = Daemon::bind(config).unwrap();

@@ -117,12 +117,16 @@ async fn node_app_calling_process_send_ready() {
     app.stop_signal = StopSignal::Message;
     f.add(app).await;
     let p = f.start_app("node", 0).await;
+    let p_id = p.id;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(f.process(p.id).await.unwrap().generation, Generation::New);
     f.wait_rest().await;
     let pid = f.process(p.id).await.unwrap().pid.unwrap();
     assert_eq!(f.call(Request::Stop { id: p.id }).await, Response::Ok {});
     assert!(wait_gone(pid).await);
+    // The pid is gone before the daemon has reported the exit: poll.
+    f.wait_until("the process is gone", |ps| ps.iter().all(|p| p.id != p_id))
+        .await;
     let exit = f
         .logs("node")
         .await

@@ -19,6 +19,7 @@ fn config(dir: &tempfile::TempDir) -> DaemonConfig {
     DaemonConfig {
         socket: home.join("daemon.sock"),
         home,
+        file_logger: None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! Encoding log records as the JSON lines loggers read.
+//!
+//! A record goes to a logger as one line of compact JSON, the object FinalPM
+//! sent its loggers (spec §7.2). This is the daemon's hottest path (one call
+//! per output line of every app), so it writes bytes directly instead of
+//! going through serde: no allocation, no formatting machinery, and the
+//! app name is escaped once per buffer rather than once per record. The
+//! result is plain JSON that `JSON.parse` and serde read unchanged (a test
+//! checks it against serde_json).
+
+use final_pm_protocol::{Generation, LogKind, LogProcess};
+
+/// Appends `s` as a JSON string literal (quotes included).
+pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends a number in decimal.
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// The fields of one record, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordRef<'a> {
+    pub(crate) kind: LogKind,
+    pub(crate) text: &'a str,
+    pub(crate) timestamp: u64,
+    /// The app name, already a JSON string literal (see [`push_str`]).
+    pub(crate) app_json: &'a [u8],
+    pub(crate) process: Option<&'a LogProcess>,
+    pub(crate) truncated: u64,
+}
+
+/// Appends one record and its newline.
+pub(crate) fn push_record(out: &mut Vec<u8>, record: RecordRef<'_>) {
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(record.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"text\":");
+    push_str(out, record.text);
+    out.extend_from_slice(b",\"bytes\":");
+    push_u64(out, record.text.len() as u64);
+    out.extend_from_slice(b",\"timestamp\":");
+    push_u64(out, record.timestamp);
+    out.extend_from_slice(b",\"app\":");
+    out.extend_from_slice(record.app_json);
+    out.extend_from_slice(b",\"process\":");
+    match record.process {
+        None => out.extend_from_slice(b"null"),
+        Some(p) => {
+            out.extend_from_slice(b"{\"pid\":");
+            push_i64(out, p.pid);
+            out.extend_from_slice(b",\"id\":");
+            push_u64(out, p.id.0);
+            out.extend_from_slice(b",\"number\":");
+            push_u64(out, u64::from(p.number));
+            out.extend_from_slice(b",\"generation\":");
+            match p.generation {
+                None => out.extend_from_slice(b"null"),
+                Some(generation) => {
+                    out.push(b'"');
+                    out.extend_from_slice(generation_name(generation).as_bytes());
+                    out.push(b'"');
+                }
+            }
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b",\"truncated\":");
+    push_u64(out, record.truncated);
+    out.extend_from_slice(b"}\n");
+}
+
+fn generation_name(generation: Generation) -> &'static str {
+    generation.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use final_pm_protocol::{LogRecord, ProcessId};
+
+    fn encode(record: &LogRecord) -> Vec<u8> {
+        let mut app_json = Vec::new();
+        push_str(&mut app_json, &record.app);
+        let mut out = Vec::new();
+        push_record(
+            &mut out,
+            RecordRef {
+                kind: record.kind,
+                text: &record.text,
+                timestamp: record.timestamp,
+                app_json: &app_json,
+                process: record.process.as_ref(),
+                truncated: record.truncated,
+            },
+        );
+        out
+    }
+
+    #[test]
+    fn records_read_back_with_serde_unchanged() {
+        let texts = [
+            "plain",
+            "",
+            "quotes \" and \\ backslashes",
+            "controls \u{1}\u{8}\u{c}\t\r\n\u{1f} end",
+            "unicode é ✓ \u{2028} 😀",
+        ];
+        for (i, text) in texts.into_iter().enumerate() {
+            let record = LogRecord {
+                kind: if i % 2 == 0 {
+                    LogKind::Stdout
+                } else {
+                    LogKind::StartTimeout
+                },
+                text: text.to_owned(),
+                bytes: text.len() as u64,
+                timestamp: 1_764_000_000_123 + i as u64,
+                app: "we\"b".to_owned(),
+                process: (i != 1).then_some(LogProcess {
+                    pid: if i == 2 { -1 } else { 4242 },
+                    id: ProcessId(u64::MAX),
+                    number: 7,
+                    generation: (i != 3).then_some(Generation::Running),
+                }),
+                truncated: i as u64 * 1000,
+            };
+            let line = encode(&record);
+            assert_eq!(line.last(), Some(&b'\n'));
+            assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+            let back: LogRecord = serde_json::from_slice(&line).unwrap();
+            assert_eq!(back, record);
+            let expected = serde_json::to_value(&record).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(got, expected, "same JSON as serde writes");
+        }
+    }
+}
