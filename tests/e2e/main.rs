@@ -9,3 +9,4 @@ mod daemon_life;
 mod examples;
 mod harness;
 mod hostile;
+mod logging;
