@@ -12,7 +12,12 @@
 //! - SIGKILL of a running process until its replacement ran its first line,
 //!   against one bare spawn;
 //! - 500 processes of a tiny program: start, `show`, daemon RSS;
-//! - loading a 200-app `process-config.json` (`final-pm --dry add all`).
+//! - loading a 200-app `process-config.json` (`final-pm --dry add all`);
+//! - zero-downtime restart: 4 cluster instances of a Node HTTP app restarted
+//!   3 times under load from 4 clients: requests served and failed;
+//! - log throughput: 2,000,000 lines of 100 bytes from one process until all
+//!   are in the log file, lines lost, peak RSS, against the program piped into
+//!   `cat > file`.
 //!
 //! How "ran its first line" is seen: every managed program writes `up PID` to a
 //! FIFO that this driver keeps open, so the moment is the same for every
@@ -29,14 +34,14 @@
 //! Usage: `bench_managers PATH_TO_FINAL_PM [SCENARIO…]` with `BENCH_PM2` and
 //! `BENCH_FINALPM` naming the peers' executables (unset: "skipped: not
 //! installed"). Scenarios: `managers` (show, memory, idle, start, crash),
-//! `scale`, `config`; none given means all. Prints JSON lines on stdout and a
+//! `scale`, `config`, `restart`, `logs`; none given means all. Prints JSON lines on stdout and a
 //! readable line per figure on stderr.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -402,6 +407,11 @@ impl Manager {
                 "autorestart": true, "restart_delay": 0,
             }]}),
         };
+        self.write_config(&config);
+    }
+
+    /// Writes `config` as the manager's configuration file.
+    fn write_config(&self, config: &serde_json::Value) {
         let file = match self.kind {
             Kind::Pm2 => "ecosystem.json",
             Kind::FinalPm | Kind::Original => "process-config.json",
@@ -902,6 +912,354 @@ fn config_scenario(m: &mut Manager) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Zero-downtime restart under HTTP load
+
+/// A Node HTTP app that answers with its pid and, on SIGINT (every manager's
+/// graceful stop here), stops accepting and exits once its requests are done.
+const HTTP_APP: &str = "const server = require('http').createServer((req, res) => res.end(`${process.pid}`));\n\
+                        server.listen(Number(process.argv[2]));\n\
+                        process.on('SIGINT', () => server.close(() => process.exit(0)));\n";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One GET on a fresh connection (HTTP/1.0: the server closes it); the pid
+/// that answered, or `None` for any failure (refused, reset, short, not 200).
+fn get(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    if !response.starts_with("HTTP/1.1 200") && !response.starts_with("HTTP/1.0 200") {
+        return None;
+    }
+    response.split_once("\r\n\r\n")?.1.trim().parse().ok()
+}
+
+/// `clients` threads each sending one request after the other until stopped.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(usize, usize, HashSet<u32>)>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let (mut served, mut failed, mut pids) = (0, 0, HashSet::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match get(port) {
+                            Some(pid) => {
+                                served += 1;
+                                pids.insert(pid);
+                            }
+                            None => failed += 1,
+                        }
+                    }
+                    (served, failed, pids)
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    /// Stops the clients: requests served, failed, and the pids that answered.
+    fn finish(self) -> (usize, usize, HashSet<u32>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = (0, 0, HashSet::new());
+        for t in self.threads {
+            let (s, f, p) = t.join().unwrap();
+            total.0 += s;
+            total.1 += f;
+            total.2.extend(p);
+        }
+        total
+    }
+}
+
+/// 4 cluster instances of [`HTTP_APP`] under load from 4 clients, restarted
+/// `RESTARTS` times (final-pm and FinalPM: `restart web --wait`; PM2: `pm2
+/// reload web`, its zero-downtime reload).
+fn restart_scenario(m: &mut Manager) {
+    const RESTARTS: usize = 3;
+    let s = m.kind.subject();
+    fs::write(m.app.join("server.js"), HTTP_APP).unwrap();
+    let port = free_port();
+    let script = m.app.join("server.js");
+    let config = match m.kind {
+        Kind::FinalPm | Kind::Original => serde_json::json!({"applications": [{
+            "name": "web", "run": "./server.js", "args": [port.to_string()],
+            "mode": "cluster", "ready-on": "listen", "instances": 4,
+        }]}),
+        Kind::Pm2 => serde_json::json!({"apps": [{
+            "name": "web", "script": script, "args": [port.to_string()],
+            "exec_mode": "cluster", "instances": 4,
+        }]}),
+    };
+    m.write_config(&config);
+    m.launch();
+    match m.kind {
+        Kind::FinalPm | Kind::Original => m.run(&["start", "web", "--wait"]),
+        Kind::Pm2 => m.run(&["start", "ecosystem.json"]),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(port).is_none() {
+        assert!(Instant::now() < deadline, "{s}: web never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let load = Load::start(port, 4);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut restarts = Vec::new();
+    for _ in 0..RESTARTS {
+        restarts.push(ms(match m.kind {
+            Kind::FinalPm | Kind::Original => m.run(&["restart", "web", "--wait"]),
+            Kind::Pm2 => m.run(&["reload", "web"]),
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (served, failed, pids) = load.finish();
+    report(
+        "restart-failed",
+        s,
+        &format!("failed requests, {RESTARTS} restarts of 4 under load"),
+        "req",
+        &[failed as f64],
+    );
+    report(
+        "restart-served",
+        s,
+        &format!(
+            "requests served meanwhile ({} workers answered)",
+            pids.len()
+        ),
+        "req",
+        &[served as f64],
+    );
+    report(
+        "restart-time",
+        s,
+        "one restart of 4 instances (whole command)",
+        "ms",
+        &restarts,
+    );
+    m.quit();
+}
+
+// ---------------------------------------------------------------------------
+// Log throughput
+
+const LOG_LINES: usize = 2_000_000;
+
+/// Prints `LOG_LINES` numbered lines of 100 bytes.
+fn awk_lines() -> String {
+    format!("awk 'BEGIN {{ for (i = 0; i < {LOG_LINES}; i++) printf \"%08d %090d\\n\", i, 0 }}'")
+}
+
+/// The same in Node, for the original FinalPM.
+const NODE_LINES: &str = "const n = Number(process.argv[2]), pad = '0'.repeat(90);\n\
+                          let chunk = [];\n\
+                          for (let i = 0; i < n; i++) {\n\
+                          chunk.push(String(i).padStart(8, '0') + ' ' + pad);\n\
+                          if (chunk.length === 10000) { process.stdout.write(chunk.join('\\n') + '\\n'); chunk = []; }\n\
+                          }\n\
+                          if (chunk.length) process.stdout.write(chunk.join('\\n') + '\\n');\n";
+
+/// Counts our lines in a growing file: lines ending in the 90-digit pad
+/// (loggers may put a prefix in front).
+struct LineCounter {
+    file: Option<File>,
+    path: PathBuf,
+    partial: Vec<u8>,
+    lines: usize,
+    bytes: u64,
+}
+
+impl LineCounter {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            file: None,
+            path,
+            partial: Vec::new(),
+            lines: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Reads what was appended; returns whether anything was.
+    fn poll(&mut self) -> bool {
+        use std::io::Read;
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(file) = &mut self.file else {
+            return false;
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        let mut grew = false;
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                return grew;
+            }
+            grew = true;
+            self.bytes += n as u64;
+            self.partial.extend_from_slice(&buf[..n]);
+            let mut start = 0;
+            while let Some(end) = self.partial[start..].iter().position(|&b| b == b'\n') {
+                let line = &self.partial[start..start + end];
+                if line.len() >= 99 && line.ends_with(b"0000000000") {
+                    self.lines += 1;
+                }
+                start += end + 1;
+            }
+            self.partial.drain(..start);
+        }
+    }
+}
+
+/// 2,000,000 lines of 100 bytes from one process into the manager's log
+/// file: time until all are there, lines lost, peak RSS of the manager's own
+/// processes; against the program piped into `cat > file`.
+fn logs_scenario(m: &mut Manager) {
+    let s = m.kind.subject();
+    let log = m.app.join("log.txt");
+    let config = match m.kind {
+        Kind::FinalPm => serde_json::json!({"applications": [{
+            "name": "lines", "run": "/bin/sh", "args": ["-c", awk_lines()],
+            "mode": "fork", "ready-on": "instant",
+            "restart-crashing": false, "restart-new-crashing": false,
+        }]}),
+        Kind::Original => serde_json::json!({"applications": [{
+            "name": "lines", "run": "./lines.js", "args": [LOG_LINES.to_string()],
+            "mode": "fork", "ready-on": "instant",
+            "restart-crashing": false, "restart-new-crashing": false,
+        }]}),
+        Kind::Pm2 => serde_json::json!({"apps": [{
+            "name": "lines", "script": "/bin/sh", "args": ["-c", awk_lines()],
+            "interpreter": "none", "exec_mode": "fork", "autorestart": false,
+            "out_file": log, "error_file": m.app.join("err.txt"),
+        }]}),
+    };
+    fs::write(m.app.join("lines.js"), NODE_LINES).unwrap();
+    m.write_config(&config);
+
+    // The bare machine: the same program into `cat > file`.
+    let piped = m.app.join("piped.txt");
+    let program = match m.kind {
+        Kind::FinalPm | Kind::Pm2 => awk_lines(),
+        Kind::Original => format!("node ./lines.js {LOG_LINES}"),
+    };
+    let start = Instant::now();
+    let status = Command::new("/bin/sh")
+        .args(["-c", &format!("{program} | cat > piped.txt")])
+        .current_dir(&m.app)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bare = ms(start.elapsed());
+    let mut counter = LineCounter::new(piped.clone());
+    counter.poll();
+    assert_eq!(counter.lines, LOG_LINES, "the bare pipe lost lines");
+    fs::remove_file(&piped).unwrap();
+    if m.kind != Kind::Pm2 {
+        report(
+            "logs-time",
+            m.kind.bare(),
+            "the program into `cat > file`",
+            "ms",
+            &[bare],
+        );
+    }
+
+    m.launch();
+    let daemon = m.daemon();
+    let start = Instant::now();
+    match m.kind {
+        Kind::FinalPm | Kind::Original => m.run(&["start", "lines"]),
+        Kind::Pm2 => m.run(&["start", "ecosystem.json"]),
+    };
+    let mut counter = LineCounter::new(log.clone());
+    let (mut peak, mut last_growth, mut done) = (0u64, Instant::now(), None);
+    while done.is_none() {
+        // Own processes: the daemon and its descendants except the app.
+        let own: u64 = std::iter::once(daemon)
+            .chain(descendants(daemon))
+            .filter(|&p| !is_lines_program(p))
+            .map(rss_kib)
+            .sum();
+        peak = peak.max(own);
+        if counter.poll() {
+            last_growth = Instant::now();
+        }
+        if counter.lines >= LOG_LINES {
+            done = Some(start.elapsed());
+        } else if last_growth.elapsed() > Duration::from_secs(10)
+            || start.elapsed() > Duration::from_secs(240)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if counter.bytes == 0 {
+        for id in figures_of("logs") {
+            skip(id, s, "wrote no log file (no file logger on this branch)");
+        }
+        m.quit();
+        return;
+    }
+    let took = done.unwrap_or_else(|| last_growth - start);
+    report(
+        "logs-time",
+        s,
+        "2,000,000 lines of 100 B until all in the log file",
+        "ms",
+        &[ms(took)],
+    );
+    report(
+        "logs-lost",
+        s,
+        "lines lost",
+        "lines",
+        &[(LOG_LINES - counter.lines.min(LOG_LINES)) as f64],
+    );
+    report(
+        "logs-peak-rss",
+        s,
+        "peak RSS of own processes while logging",
+        "KiB",
+        &[peak as f64],
+    );
+    report(
+        "logs-ratio",
+        s,
+        "log time / the program into `cat > file`",
+        "x",
+        &[ms(took) / bare],
+    );
+    m.quit();
+}
+
+/// Whether `pid` is the log scenario's program (sh, awk or node lines.js).
+fn is_lines_program(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        String::from_utf8_lossy(&c).contains("%090d")
+            || String::from_utf8_lossy(&c).contains("lines.js")
+    })
+}
+
 /// The figures (`scenario` of the JSON lines) a scenario reports.
 fn figures_of(scenario: &str) -> &'static [&'static str] {
     match scenario {
@@ -930,6 +1288,8 @@ fn figures_of(scenario: &str) -> &'static [&'static str] {
             "scale-rss-total-500",
         ],
         "config" => &["config-200"],
+        "restart" => &["restart-failed", "restart-served", "restart-time"],
+        "logs" => &["logs-time", "logs-lost", "logs-peak-rss", "logs-ratio"],
         _ => &[],
     }
 }
@@ -938,11 +1298,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let final_pm = PathBuf::from(
         args.next()
-            .expect("usage: bench_managers PATH_TO_FINAL_PM [managers|scale|config…]"),
+            .expect("usage: bench_managers PATH_TO_FINAL_PM [managers|scale|config|restart|logs…]"),
     );
     let mut scenarios: Vec<String> = args.collect();
     if scenarios.is_empty() {
-        scenarios = vec!["managers".into(), "scale".into(), "config".into()];
+        scenarios = ["managers", "scale", "config", "restart", "logs"]
+            .map(String::from)
+            .to_vec();
     }
     let idle_secs: u64 = std::env::var("IDLE_SECONDS")
         .ok()
@@ -992,6 +1354,8 @@ fn main() {
                 }
                 "scale" => scale_scenario(&mut m, &marks),
                 "config" => config_scenario(&mut m),
+                "restart" => restart_scenario(&mut m),
+                "logs" => logs_scenario(&mut m),
                 other => panic!("unknown scenario {other}"),
             }
             m.quit();

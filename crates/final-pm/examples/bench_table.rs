@@ -92,6 +92,37 @@ const ROWS: &[(&str, &str, &str)] = &[
         "crash restart minus a bare spawn (protocol)",
         "≤ 3 ms",
     ),
+    (
+        "restart-failed",
+        "failed requests, 3 restarts of 4 cluster instances under load",
+        "0",
+    ),
+    (
+        "restart-served",
+        "requests served meanwhile (4 clients)",
+        "",
+    ),
+    (
+        "restart-time",
+        "one restart of 4 instances, whole command",
+        "",
+    ),
+    (
+        "logs-time",
+        "2,000,000 lines of 100 B until all in the log file",
+        "",
+    ),
+    (
+        "logs-ratio",
+        "log time / the program into `cat > file`",
+        "≤ 1.5×",
+    ),
+    ("logs-lost", "log lines lost", "0"),
+    (
+        "logs-peak-rss",
+        "peak RSS of own processes while logging",
+        "< 32 MB",
+    ),
     ("scale-start-500", "`start` 500 until all ran", ""),
     ("scale-show-500", "`show`, 500 processes up", ""),
     ("scale-rss-500", "daemon RSS, 500 processes", ""),
@@ -139,6 +170,9 @@ fn cell(v: &Value) -> String {
         "x" => "×".to_owned(),
         u => format!(" {u}"),
     };
+    if matches!(unit.as_str(), " req" | " lines" | " tick") {
+        return format!("{median:.0}{unit}");
+    }
     let runs = v.get("runs").and_then(Value::as_u64).unwrap_or(1);
     if runs > 1 && (min - max).abs() > f64::EPSILON {
         format!("{}{unit} ({}–{})", number(median), number(min), number(max))
@@ -178,7 +212,7 @@ fn main() {
             row = format!("{scenario} (node)");
             labels.insert(
                 row.clone(),
-                format!("{} (bare: `node tiny.js`)", label(&scenario)),
+                format!("{} (bare: the same in Node, for FinalPM)", label(&scenario)),
             );
         }
         if !order.contains(&row) {
