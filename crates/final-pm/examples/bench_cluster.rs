@@ -1,13 +1,14 @@
 //! Zero-downtime restarts under load: FinalPM's quick-start app in cluster
 //! mode (its defaults: round-robin, `ready-on: listen`, SIGINT) with 4
 //! instances on one port, driven by keep-alive HTTP clients for a while,
-//! with `final-pm restart app` in the middle. Run through `bench/run`;
-//! prints one JSON line.
+//! with `final-pm restart app --wait` in the middle. The same runs on the
+//! original FinalPM when `BENCH_FINALPM` names its executable. Run through
+//! `bench/run`; prints JSON lines in the suite's format.
 //!
-//! The restart is timed three ways: until the CLI returns, until four new
-//! processes are running (`restart_ms`: the restart took effect, every new
-//! connection goes to a new process), and until the old ones have exited
-//! (they finish the requests on their open connections first).
+//! The restart is timed until the CLI returns (at rest: the new processes
+//! run and the old ones have exited, after finishing the requests on their
+//! open connections) and, for final-pm, until four new processes run (the
+//! restart took effect: every new connection goes to a new process).
 //!
 //! Counting: a response with status 200 is served. A request is failed when
 //! it gets anything else, no answer within 5 s, or when a fresh connection
@@ -16,13 +17,14 @@
 //! again on a new connection, as HTTP/1.1 clients do for idempotent requests
 //! (RFC 9112 §9.3.1); those are counted as `retried`, not failed.
 //!
-//! Usage: `bench_cluster PATH_TO_FINAL_PM [SECONDS] [CONNECTIONS]`
+//! Usage: `bench_cluster PATH_TO_FINAL_PM [SECONDS] [CONNECTIONS]` (defaults
+//! 10 s, 16 connections).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -150,118 +152,205 @@ fn running(exe: &Path, home: &Path, dir: &Path, port: u16) -> BTreeSet<u64> {
         .collect()
 }
 
-/// How long the restart took, in milliseconds.
-struct Restart {
-    /// `final-pm restart app` returned (the daemon took the request).
-    cli: f64,
-    /// Four new processes were running: the restart took effect.
-    replaced: f64,
-    /// The old processes had exited, having finished their connections.
-    drained: f64,
-}
-
-/// Restarts the app and times it; `before` are its running processes.
-fn restart(exe: &Path, home: &Path, dir: &Path, port: u16, before: &BTreeSet<u64>) -> Restart {
+/// Restarts the app with `restart app --wait` (at rest: new processes
+/// running, old ones exited); returns its wall time and, for final-pm, when
+/// four new processes were running, both in milliseconds. `before` are the
+/// app's running processes.
+fn restart(m: &Manager, before: Option<BTreeSet<u64>>) -> (f64, Option<f64>) {
     let begun = Instant::now();
-    let ms = || begun.elapsed().as_secs_f64() * 1e3;
-    final_pm(exe, home, dir, port, &["restart", "app"]);
-    let cli = ms();
-    loop {
-        let now = running(exe, home, dir, port);
-        if now.len() == 4 && now.is_disjoint(before) {
-            break;
+    let replaced = before.map(|before| {
+        let (exe, home, dir, port) = (m.exe.clone(), m.home.clone(), m.dir.clone(), m.port);
+        std::thread::spawn(move || {
+            loop {
+                let now = running(&exe, &home, &dir, port);
+                if now.len() == 4 && now.is_disjoint(&before) {
+                    return begun.elapsed().as_secs_f64() * 1e3;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    });
+    m.cli(&["restart", "app", "--wait"]);
+    let wait = begun.elapsed().as_secs_f64() * 1e3;
+    (wait, replaced.map(|poller| poller.join().unwrap()))
+}
+
+/// One process manager with its own home and app folder.
+struct Manager {
+    subject: &'static str,
+    exe: PathBuf,
+    dir: PathBuf,
+    home: PathBuf,
+    port: u16,
+    _temp: tempfile::TempDir,
+}
+
+impl Manager {
+    fn new(subject: &'static str, exe: &Path) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/app.js");
+        std::fs::copy(app, dir.join("app.js")).unwrap();
+        std::fs::write(
+            dir.join("process-config.json"),
+            r#"{"applications": [{"name": "app", "run": "./app.js", "instances": 4}]}"#,
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            subject,
+            exe: std::fs::canonicalize(exe).unwrap(),
+            home: dir.join("home"),
+            dir,
+            port,
+            _temp: temp,
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    let replaced = ms();
-    while before
-        .iter()
-        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Restart {
-        cli,
-        replaced,
-        drained: ms(),
+
+    fn cli(&self, args: &[&str]) -> Vec<u8> {
+        final_pm(&self.exe, &self.home, &self.dir, self.port, args)
     }
 }
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let exe = std::path::PathBuf::from(
-        args.next()
-            .expect("usage: bench_cluster FINAL_PM [SECONDS] [CONNECTIONS]"),
+/// Stops the manager's daemon and apps, also when the run panics.
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.exe)
+            .arg("--kill")
+            .env("FINAL_PM_CONFIG_HOME", &self.home)
+            .current_dir(&self.dir)
+            .output();
+    }
+}
+
+fn figure(scenario: &str, subject: &str, what: &str, unit: &str, value: f64) {
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": scenario, "subject": subject, "bench": what, "unit": unit,
+            "median": value.round(), "min": value.round(), "max": value.round(), "runs": 1,
+        })
     );
-    let seconds: u64 = args.next().map_or(10, |s| s.parse().unwrap());
-    let connections: usize = args.next().map_or(16, |s| s.parse().unwrap());
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/app.js");
-    std::fs::copy(app, dir.path().join("app.js")).unwrap();
-    std::fs::write(
-        dir.path().join("process-config.json"),
-        r#"{"applications": [{"name": "app", "run": "./app.js", "instances": 4}]}"#,
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    final_pm(&exe, &home, dir.path(), port, &["start", "app", "--wait"]);
-    let before = running(&exe, &home, dir.path(), port);
-
+/// The whole scenario on one manager.
+fn measure(m: &Manager, seconds: u64, connections: usize) {
+    m.cli(&["start", "app", "--wait"]);
+    let before = (m.subject == "final-pm").then(|| running(&m.exe, &m.home, &m.dir, m.port));
     let start = Instant::now();
     let until = start + Duration::from_secs(seconds);
-    let restart = {
-        let (exe, home, cwd) = (exe.clone(), home.clone(), dir.path().to_owned());
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(seconds) / 2);
-            restart(&exe, &home, &cwd, port, &before)
-        })
-    };
     let counts = Rc::new(Counts::default());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let tasks: Vec<_> = (0..connections)
-                    .map(|_| tokio::task::spawn_local(client(port, until, counts.clone())))
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
-                }
-            })
-            .await;
+    let (wait, replaced) = std::thread::scope(|scope| {
+        let restarter = scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(seconds) / 2);
+            restart(m, before)
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async {
+                    let tasks: Vec<_> = (0..connections)
+                        .map(|_| tokio::task::spawn_local(client(m.port, until, counts.clone())))
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                })
+                .await;
+        });
+        restarter.join().unwrap()
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let Restart {
-        cli,
-        replaced,
-        drained,
-    } = restart.join().unwrap();
-    final_pm(&exe, &home, dir.path(), port, &["--kill"]);
-
     let (served, failed, retried) = (
         counts.served.get(),
         counts.failed.get(),
         counts.retried.get(),
     );
-    println!(
-        "{{\"bench\":\"cluster_restart_under_load\",\"instances\":4,\"connections\":{connections},\
-         \"seconds\":{elapsed:.1},\"served\":{served},\"failed\":{failed},\"retried\":{retried},\
-         \"restart_cli_ms\":{cli:.0},\"restart_ms\":{replaced:.0},\"old_drained_ms\":{drained:.0}}}"
+    let subject = m.subject;
+    let load = format!("{connections} keep-alive connections, {seconds} s, restart halfway");
+    figure(
+        "cluster-served",
+        subject,
+        &format!("requests served ({load})"),
+        "req",
+        served as f64,
     );
+    figure(
+        "cluster-failed",
+        subject,
+        &format!("requests failed ({load})"),
+        "req",
+        failed as f64,
+    );
+    figure(
+        "cluster-retried",
+        subject,
+        "requests sent again: keep-alive connection closed unanswered",
+        "req",
+        retried as f64,
+    );
+    figure(
+        "cluster-restart",
+        subject,
+        "`restart app --wait` of 4 under load",
+        "ms",
+        wait,
+    );
+    if let Some(replaced) = replaced {
+        figure(
+            "cluster-replaced",
+            subject,
+            "restart until 4 new processes run",
+            "ms",
+            replaced,
+        );
+    }
     eprintln!(
-        "cluster: 4 instances, {connections} keep-alive connections, {elapsed:.1} s: {served} served \
-         ({:.0}/s), {failed} failed, {retried} retried on a new connection; restart: CLI {cli:.0} ms, \
-         4 new running after {replaced:.0} ms, old ones exited after {drained:.0} ms",
-        served as f64 / elapsed
+        "cluster {subject:<9} 4 instances, {connections} keep-alive connections, {elapsed:.1} s: \
+         {served} served ({:.0}/s), {failed} failed, {retried} retried; restart --wait {wait:.0} ms{}",
+        served as f64 / elapsed,
+        replaced.map_or_else(String::new, |r| format!(", 4 new running after {r:.0} ms"))
     );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let exe = PathBuf::from(
+        args.next()
+            .expect("usage: bench_cluster FINAL_PM [SECONDS] [CONNECTIONS]"),
+    );
+    let seconds: u64 = args.next().map_or(10, |s| s.parse().unwrap());
+    let connections: usize = args.next().map_or(16, |s| s.parse().unwrap());
+    if Command::new("node").arg("--version").output().is_err() {
+        for subject in ["final-pm", "finalpm"] {
+            println!(
+                "{}",
+                serde_json::json!({"scenario": "cluster-served", "subject": subject, "skipped": "node is not installed"})
+            );
+        }
+        return;
+    }
+    measure(&Manager::new("final-pm", &exe), seconds, connections);
+    // The original FinalPM runs the same app and config through its own CLI.
+    match std::env::var("BENCH_FINALPM") {
+        Ok(original) if !original.is_empty() && Path::new(&original).exists() => {
+            measure(
+                &Manager::new("finalpm", Path::new(&original)),
+                seconds,
+                connections,
+            );
+        }
+        _ => println!(
+            "{}",
+            serde_json::json!({"scenario": "cluster-served", "subject": "finalpm", "skipped": "not installed"})
+        ),
+    }
 }
