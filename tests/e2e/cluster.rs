@@ -316,3 +316,116 @@ fn a_restart_under_continuous_load_fails_no_request() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn unix_socket_servers_are_shared_too_and_removed_with_the_last_worker() {
+    if !node_installed() {
+        return;
+    }
+    let home = Home::new();
+    let path = home.dir.path().join("web.sock");
+    std::fs::write(
+        home.dir.path().join("unix.js"),
+        "require('http').createServer((q, r) => r.end(`${process.pid}`)).listen(process.env.SOCK);\n",
+    )
+    .unwrap();
+    home.config(r#"{"applications": [{"name": "unix", "run": "./unix.js", "instances": 2}]}"#);
+    let out = home
+        .cmd(&["start", "unix", "--wait"])
+        .env("SOCK", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let workers = pids(&home.settle("unix", 2));
+    let get_unix = || -> Option<u32> {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_once("\r\n\r\n")?.1.trim().parse().ok()
+    };
+    assert!(wait_for(Duration::from_secs(10), || {
+        (0..6).filter_map(|_| get_unix()).collect::<BTreeSet<_>>() == workers
+    }));
+    let out = home.run(&["stop", "unix", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!path.exists(), "the socket file outlived its last worker");
+}
+
+#[test]
+fn udp_sockets_are_shared_between_workers() {
+    if !node_installed() {
+        return;
+    }
+    let home = Home::new();
+    std::fs::write(
+        home.dir.path().join("udp.js"),
+        "const s = require('dgram').createSocket('udp4');\n\
+         s.on('message', (m, from) => s.send(`${process.pid}`, from.port, from.address));\n\
+         s.bind(Number(process.env.PORT));\n",
+    )
+    .unwrap();
+    home.config(r#"{"applications": [{"name": "udp", "run": "./udp.js", "instances": 2}]}"#);
+    let port = free_port();
+    cli(&home, port, &["start", "udp", "--wait"]);
+    // `ready-on: listen` is satisfied by a bound UDP socket as well.
+    let workers = pids(&home.settle("udp", 2));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answered = BTreeSet::new();
+    for _ in 0..10 {
+        socket.send_to(b"who", ("127.0.0.1", port)).unwrap();
+        let mut buffer = [0u8; 64];
+        let n = socket.recv(&mut buffer).unwrap();
+        answered.insert(
+            String::from_utf8_lossy(&buffer[..n])
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    // The kernel picks the worker for each datagram; every answer comes from
+    // one of them.
+    assert!(
+        answered.is_subset(&workers) && !answered.is_empty(),
+        "{answered:?}"
+    );
+}
+
+#[test]
+fn malformed_cluster_messages_from_an_app_never_hurt_the_daemon() {
+    if !node_installed() {
+        return;
+    }
+    let home = Home::new();
+    // Internal-looking messages an app can send by itself: nonsense queries,
+    // answers to nothing, closes of unknown sockets; then a normal listen.
+    std::fs::write(
+        home.dir.path().join("rogue.js"),
+        "const junk = [\n\
+           {cmd: 'NODE_CLUSTER'},\n\
+           {cmd: 'NODE_CLUSTER', act: 'queryServer', seq: 9000, port: 'x', addressType: {}},\n\
+           {cmd: 'NODE_CLUSTER', act: 'queryServer', seq: 9001, address: 'not an ip', port: 1, addressType: 4},\n\
+           {cmd: 'NODE_CLUSTER', act: 'queryServer', seq: 9002, port: 99999, addressType: 4},\n\
+           {cmd: 'NODE_CLUSTER', ack: 424242, accepted: true},\n\
+           {cmd: 'NODE_CLUSTER', act: 'close', key: 'nope'},\n\
+           {cmd: 'NODE_CLUSTER', act: 42},\n\
+           {cmd: 'NODE_HANDLE_ACK'},\n\
+           {cmd: 'NODE_HANDLE_NACK'},\n\
+         ];\n\
+         for (const m of junk) process.send(m);\n\
+         require('http').createServer((q, r) => r.end('still fine')).listen(Number(process.env.PORT));\n",
+    )
+    .unwrap();
+    home.config(r#"{"applications": [{"name": "rogue", "run": "./rogue.js"}]}"#);
+    let port = free_port();
+    cli(&home, port, &["start", "rogue", "--wait"]);
+    home.settle("rogue", 1);
+    assert_eq!(get(port).as_deref(), Some("still fine"));
+    let daemon = home.daemon_pid().unwrap();
+    assert!(alive(daemon));
+    cli(&home, port, &["--kill"]);
+}
