@@ -429,3 +429,52 @@ fn malformed_cluster_messages_from_an_app_never_hurt_the_daemon() {
     assert!(alive(daemon));
     cli(&home, port, &["--kill"]);
 }
+
+#[test]
+fn ipv6_and_port_zero_one_ephemeral_port_for_all_workers() {
+    if !node_installed() {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    }
+    let home = Home::new();
+    std::fs::write(
+        home.dir.path().join("any.js"),
+        "const server = require('http').createServer((q, r) => r.end(`${process.pid}`));\n\
+         server.listen(0, '::1', () => console.log('address ' + JSON.stringify(server.address())));\n",
+    )
+    .unwrap();
+    home.config(r#"{"applications": [{"name": "any", "run": "./any.js", "instances": 2}]}"#);
+    let out = home.run(&["start", "any", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let workers = pids(&home.settle("any", 2));
+    // Each worker's `server.address()` comes from the primary's socket.
+    let mut addresses = BTreeSet::new();
+    assert!(wait_for(Duration::from_secs(10), || {
+        addresses = log(&home, "any")
+            .lines()
+            .filter_map(|l| l.split_once("address ").map(|(_, a)| a.to_owned()))
+            .collect();
+        addresses.len() == 1 && log(&home, "any").matches("address ").count() == 2
+    }));
+    let address: serde_json::Value =
+        serde_json::from_str(addresses.iter().next().unwrap()).unwrap();
+    assert_eq!(address["address"], "::1");
+    assert_eq!(address["family"], "IPv6");
+    let port = address["port"].as_u64().unwrap() as u16;
+    assert_ne!(port, 0);
+    let get6 = || -> Option<u32> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("::1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_once("\r\n\r\n")?.1.trim().parse().ok()
+    };
+    assert!(wait_for(Duration::from_secs(10), || {
+        (0..6).filter_map(|_| get6()).collect::<BTreeSet<_>>() == workers
+    }));
+}
