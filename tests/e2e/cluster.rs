@@ -2,6 +2,7 @@
 //! primary (issue 7). Every test is skipped when `node` is not installed.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -53,10 +54,11 @@ fn cli(home: &Home, port: u16, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// The pids that answered `requests` GETs on fresh connections.
+/// The pids that answered `requests` GETs on fresh connections (bodies
+/// `PID` or `hello from PID`).
 fn answering(port: u16, requests: usize) -> BTreeSet<u32> {
     (0..requests)
-        .filter_map(|_| get(port)?.trim().parse().ok())
+        .filter_map(|_| get(port)?.trim().rsplit(' ').next()?.parse().ok())
         .collect()
 }
 
@@ -266,9 +268,39 @@ fn a_restart_under_continuous_load_fails_no_request() {
     if !node_installed() {
         return;
     }
+    // FinalPM's defaults, with the graceful cluster disconnect as the stop.
     let (home, port) = web(r#", "instances": 4, "stop-signal": "disconnect""#);
-    cli(&home, port, &["start", "web", "--wait"]);
+    restart_under_load(&home, port);
+}
+
+#[test]
+fn a_restart_of_an_app_ready_before_it_listens_fails_no_request() {
+    if !node_installed() {
+        return;
+    }
+    // `ready-on: instant`: all old processes are stopped before any new one
+    // has asked for the socket. The daemon keeps it open for them; what
+    // arrives meanwhile waits and is answered by the new processes.
+    let home = Home::new();
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/app.js");
+    std::fs::copy(app, home.dir.path().join("app.js")).unwrap();
+    home.config(
+        r#"{"applications": [{"name": "web", "run": "./app.js", "instances": 4, "ready-on": "instant"}]}"#,
+    );
+    restart_under_load(&home, free_port());
+}
+
+/// Starts `web` (4 instances, answering `hello from PID` or `PID`), restarts
+/// it under load from 4 clients on fresh connections, and checks that no
+/// request failed and both generations answered.
+fn restart_under_load(home: &Home, port: u16) {
+    let pid_of = |body: String| -> Option<u32> { body.trim().rsplit(' ').next()?.parse().ok() };
+    cli(home, port, &["start", "web", "--wait"]);
     let before = pids(&home.settle("web", 4));
+    // With `ready-on: instant` they are running before they listen.
+    assert!(wait_for(Duration::from_secs(10), || {
+        answering(port, 8).len() == 4
+    }));
 
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -279,7 +311,7 @@ fn a_restart_under_continuous_load_fails_no_request() {
             std::thread::spawn(move || {
                 let mut seen = BTreeSet::new();
                 while !stop.load(Ordering::Relaxed) {
-                    match get(port).and_then(|body| body.trim().parse::<u32>().ok()) {
+                    match get(port).and_then(pid_of) {
                         Some(pid) => {
                             seen.insert(pid);
                             served.fetch_add(1, Ordering::Relaxed);
@@ -301,7 +333,7 @@ fn a_restart_under_continuous_load_fails_no_request() {
         }));
     };
     flowing(100);
-    cli(&home, port, &["restart", "web", "--wait"]);
+    cli(home, port, &["restart", "web", "--wait"]);
     let after = pids(&home.settle("web", 4));
     assert!(before.is_disjoint(&after), "every instance was replaced");
     flowing(100);

@@ -12,7 +12,8 @@
 //! Handles are scoped by app: two apps that listen on the same port do not
 //! share connections (a Node primary would mix them). Within an app, the old
 //! and the new processes of a restart share one socket, which stays open as
-//! long as any of them uses it: that is what makes restarts lossless.
+//! long as any of them uses it, or may still ask for it (a worker that has
+//! not listened yet): that is what makes restarts lossless.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -116,6 +117,9 @@ struct Worker {
     policy: Policy,
     /// Set once the worker disconnects: Node ignores its queries from then.
     leaving: bool,
+    /// Set with its first `queryServer`. A worker that has not listened yet
+    /// may be about to: its app's sockets stay open for it.
+    listened: bool,
 }
 
 #[derive(Debug)]
@@ -179,6 +183,7 @@ impl Primary {
                 scope,
                 policy,
                 leaving: false,
+                listened: false,
             },
         );
     }
@@ -208,6 +213,7 @@ impl Primary {
                 }
                 let message = protocol::acknowledge(self.next_seq(), seq);
                 self.send(worker, message, None);
+                self.close_unused(&self.workers[&worker].scope.clone());
             }
             WorkerMessage::Accepted { ack, accepted } => self.accepted_reply(worker, ack, accepted),
             WorkerMessage::Malformed { seq, why } => {
@@ -231,19 +237,22 @@ impl Primary {
             return;
         };
         w.leaving = true;
+        let scope = w.scope.clone();
         let message = protocol::disconnect(self.next_seq());
         self.send(worker, message, None);
         self.remove_from_all(worker);
+        self.close_unused(&scope);
     }
 
     /// The worker's channel closed or its process ended: it is no member of
     /// anything any more, and connections it never answered for go to the
     /// others.
     pub(crate) fn gone(&mut self, worker: WorkerId) {
-        if self.workers.remove(&worker).is_none() {
+        let Some(w) = self.workers.remove(&worker) else {
             return;
-        }
+        };
         self.remove_from_all(worker);
+        self.close_unused(&w.scope);
         let orphans: Vec<u64> = self
             .in_flight
             .iter()
@@ -292,14 +301,26 @@ impl Primary {
     }
 
     fn query_server(&mut self, worker: WorkerId, query: Query, binder: &mut impl Binder) {
-        let (scope, policy, leaving) = {
+        let (scope, leaving) = {
             let w = &self.workers[&worker];
-            (w.scope.clone(), w.policy, w.leaving)
+            (w.scope.clone(), w.leaving)
         };
         if leaving {
             // Node ignores queries from a worker that is disconnecting.
             return;
         }
+        self.answer_query(worker, query, binder);
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.listened = true;
+        }
+        self.close_unused(&scope);
+    }
+
+    fn answer_query(&mut self, worker: WorkerId, query: Query, binder: &mut impl Binder) {
+        let (scope, policy) = {
+            let w = &self.workers[&worker];
+            (w.scope.clone(), w.policy)
+        };
         let lookup = (scope.clone(), query.key.clone());
         let handle = match self.by_key.get(&lookup) {
             Some(&handle) => handle,
@@ -470,8 +491,8 @@ impl Primary {
         }
     }
 
-    /// Takes `worker` out of `handle`; the last one out closes it, and with
-    /// it every connection still waiting there.
+    /// Takes `worker` out of `handle`; the last one out closes it, unless
+    /// a worker of the app is still starting.
     fn remove_member(&mut self, handle: HandleId, worker: WorkerId) {
         let Some(h) = self.handles.get_mut(&handle) else {
             return;
@@ -480,9 +501,36 @@ impl Primary {
         if let HandleKind::RoundRobin { free, .. } = &mut h.kind {
             free.retain(|w| *w != worker);
         }
-        if !h.members.is_empty() {
+        let scope = h.scope.clone();
+        self.close_unused(&scope);
+    }
+
+    /// Closes the app's sockets that no worker uses, unless one of its
+    /// workers has not listened yet: a restart of an app that is ready
+    /// before it listens (`ready-on: instant` or `message`) may stop the
+    /// old process first, and the new one will ask for the same socket.
+    /// Connections meanwhile wait in the backlog or in `pending`.
+    fn close_unused(&mut self, scope: &str) {
+        let starting = self
+            .workers
+            .values()
+            .any(|w| w.scope == scope && !w.leaving && !w.listened);
+        if starting {
             return;
         }
+        let unused: Vec<HandleId> = self
+            .handles
+            .iter()
+            .filter(|(_, h)| h.scope == scope && h.members.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for handle in unused {
+            self.close(handle);
+        }
+    }
+
+    /// Closes a socket and every connection still waiting there.
+    fn close(&mut self, handle: HandleId) {
         let Some(h) = self.handles.remove(&handle) else {
             return;
         };
@@ -738,6 +786,33 @@ mod tests {
         );
         assert_eq!(sim.primary.open_handles(), 0);
         assert!(sim.primary.accepted(HandleId(1)).is_none());
+    }
+
+    #[test]
+    fn a_socket_waits_for_a_worker_that_is_still_starting() {
+        let mut sim = Sim::new();
+        let old = sim.worker(1, Policy::RoundRobin);
+        sim.listen(old, 3000, 1);
+        // Ready before listening (`ready-on: instant`): the old one leaves
+        // before the new one asked for the socket.
+        let new = sim.worker(2, Policy::RoundRobin);
+        sim.primary.gone(old);
+        sim.primary.accepted(HandleId(1));
+        let actions = sim.drain();
+        assert!(
+            actions.is_empty(),
+            "kept, the connection waits: {actions:?}"
+        );
+        let actions = sim.listen(new, 3000, 1);
+        assert_eq!(sim.binder.bound.len(), 1, "the same socket");
+        let sent = sends(&actions);
+        assert_eq!(sent.len(), 2, "the reply, then the waiting connection");
+        assert_eq!(sent[1].2, Some(Fd::Conn(ConnId(1))));
+        // A worker that listened elsewhere does not hold other sockets open.
+        let other = sim.worker(3, Policy::RoundRobin);
+        sim.listen(other, 4000, 1);
+        sim.primary.gone(new);
+        assert!(sim.drain().contains(&Action::CloseHandle(HandleId(1))));
     }
 
     #[test]
