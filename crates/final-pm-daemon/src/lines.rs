@@ -90,7 +90,10 @@ impl LineSplitter {
         if self.batch.lines.is_empty() {
             return None;
         }
-        let rest = self.batch.data[self.start..].to_vec();
+        // The next batch's buffer is sized for a full read, so filling it
+        // does not reallocate.
+        let mut rest = Vec::with_capacity(self.batch.data.capacity().max(64 * 1024));
+        rest.extend_from_slice(&self.batch.data[self.start..]);
         self.batch.data.truncate(self.start);
         self.start = 0;
         Some(std::mem::replace(

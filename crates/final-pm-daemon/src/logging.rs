@@ -129,6 +129,8 @@ struct AppBuffer {
     retention: Duration,
     sent: usize,
     delivered: usize,
+    /// Records whose room in the budget was given back (see `release_sent`).
+    released: usize,
     live: HashSet<ProcessId>,
     budget: Arc<Budget>,
     /// Room taken by readers for records not yet delivered.
@@ -152,6 +154,7 @@ impl AppBuffer {
             retention: retention_of(app),
             sent: 0,
             delivered: 0,
+            released: 0,
             live: HashSet::new(),
             budget: Budget::new(app.config.max_buffered_log_bytes),
             held: 0,
@@ -192,21 +195,32 @@ impl AppBuffer {
                 }
                 self.delivered = self.delivered.saturating_sub(1);
                 self.sent = self.sent.saturating_sub(1);
+                self.released = self.released.saturating_sub(1);
             }
         }
         self.bytes += size;
         self.entries.push_back(entry);
     }
 
-    /// Marks the next `n` sent records delivered and gives their room back.
+    /// Marks the next `n` sent records delivered.
     fn deliver(&mut self, n: usize) {
-        let end = (self.delivered + n).min(self.sent);
+        self.delivered = (self.delivered + n).min(self.sent);
+    }
+
+    /// Gives back the room of records up to `sent`: once handed to the
+    /// logger's feeder they are bounded by its window and pipe instead.
+    /// Releasing here rather than at delivery keeps the app, the daemon and
+    /// the logger working in parallel instead of taking turns.
+    fn release_sent(&mut self) {
+        if self.released >= self.sent {
+            return;
+        }
         let cost: u64 = self
             .entries
-            .range(self.delivered..end)
+            .range(self.released..self.sent)
             .map(Entry::cost)
             .sum();
-        self.delivered = end;
+        self.released = self.sent;
         let give = cost.min(self.held);
         self.held -= give;
         self.budget.release(give);
@@ -952,6 +966,7 @@ fn feed(
                 }
             }
             let records = buffer.sent - start;
+            buffer.release_sent();
             process.in_flight.push_back(bytes.len());
             process.in_flight_bytes += bytes.len();
             match process.segments.back_mut() {
