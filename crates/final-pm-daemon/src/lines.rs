@@ -90,9 +90,9 @@ impl LineSplitter {
         if self.batch.lines.is_empty() {
             return None;
         }
-        // The next batch's buffer is sized for a full read, so filling it
-        // does not reallocate.
-        let mut rest = Vec::with_capacity(self.batch.data.capacity().max(64 * 1024));
+        // The next batch's buffer is sized like this one, so a busy stream
+        // fills it without reallocating and a quiet one keeps little.
+        let mut rest = Vec::with_capacity(self.batch.data.len());
         rest.extend_from_slice(&self.batch.data[self.start..]);
         self.batch.data.truncate(self.start);
         self.start = 0;
