@@ -9,6 +9,8 @@
 //!   `process.send('ready')` and the `'stop'` message work unchanged;
 //! - may get `NOTIFY_SOCKET`, systemd's readiness datagram socket;
 //! - a Node cluster worker also gets `NODE_UNIQUE_ID` (node-ipc.md §2.1);
+//! - has no other fds open (even ones the daemon inherited without
+//!   close-on-exec);
 //! - has stdin on `/dev/null` (a pipe for loggers that read their records
 //!   there) and stdout/stderr piped to the daemon;
 //! - runs `run` directly, or through `node` (or `interpreter`) with
@@ -143,6 +145,10 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     actions.dup2(stdout_child.as_fd(), 1)?;
     actions.dup2(stderr_child.as_fd(), 2)?;
     actions.dup2(ipc_child.as_fd(), IPC_FD)?;
+    // And nothing else: an fd the daemon inherited without close-on-exec
+    // (its launcher's pipe, say) would otherwise reach every app and stay
+    // open as long as any of them runs.
+    actions.close_from(IPC_FD + 1)?;
     let attrs = posix::Attributes::group_leader()?;
     let pid = match posix::spawn(&path, &actions, &attrs, &argv, &envp) {
         // A file without a `#!` line: `execvp` (what std used here, and
@@ -590,5 +596,18 @@ mod tests {
         }
         // Reap the leader; the grandchild is its child and went with it.
         let _ = waitpid(Pid::from_raw(pid as i32), None);
+    }
+
+    #[tokio::test]
+    async fn the_child_gets_no_fds_but_its_own() {
+        // An fd without close-on-exec, as a daemon may inherit from whoever
+        // launched it.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let inherited = nix::unistd::dup(&null).unwrap();
+        let (out, _, _) = run_sh("ls /proc/$$/fd", "/", &[]).await;
+        drop(inherited);
+        let mut fds: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
+        fds.sort_unstable();
+        assert_eq!(fds, [0, 1, 2, 3]);
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! These functions return the error number instead of setting `errno`; the
 //! wrappers turn it into [`io::Error`]. Everything here is Linux with glibc
-//! (2.29 or newer for `posix_spawn_file_actions_addchdir_np`).
+//! (2.34 or newer, for `posix_spawn_file_actions_addclosefrom_np`).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -80,6 +80,13 @@ impl<'fd> FileActions<'fd> {
         check(unsafe {
             libc::posix_spawn_file_actions_addopen(&mut self.raw, target, path.as_ptr(), flags, 0)
         })
+    }
+
+    /// Closes every fd from `low` up in the child (one `close_range`).
+    pub(super) fn close_from(&mut self, low: RawFd) -> io::Result<()> {
+        // SAFETY: `self.raw` was initialised by `new`; the call only records
+        // an integer in it.
+        check(unsafe { libc::posix_spawn_file_actions_addclosefrom_np(&mut self.raw, low) })
     }
 
     /// `chdir(dir)` in the child.
