@@ -204,7 +204,12 @@ async fn grandchild_ignoring_signals_is_gone_after_stop_kill_and_kill_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_timeout_escalates_to_the_kill_signal() {
     let mut f = Fixture::start().await;
-    let mut app = f.script_app("stubborn", "trap '' INT\nwhile true; do sleep 0.05; done");
+    // Ready only once the trap is set, or the stop could come first.
+    let mut app = f.script_app(
+        "stubborn",
+        "trap '' INT\necho '\"ready\"' >&3\nwhile true; do sleep 0.05; done",
+    );
+    app.ready_on = ReadyOn::Message;
     app.stop_timeout = Some(300);
     app.kill_signal = KillSignal::Sigkill;
     f.add(app).await;
@@ -455,10 +460,13 @@ async fn unique_instances_replace_by_number_and_non_unique_replace_the_oldest() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_signal_sigterm_is_delivered() {
     let mut f = Fixture::start().await;
+    // Ready only once the traps are set, or the stop could come first.
     let mut app = f.script_app(
         "term",
-        "trap 'echo got TERM; exit 0' TERM\ntrap '' INT\nwhile true; do sleep 0.05; done",
+        "trap 'echo got TERM; exit 0' TERM\ntrap '' INT\necho '\"ready\"' >&3\n\
+         while true; do sleep 0.05; done",
     );
+    app.ready_on = ReadyOn::Message;
     app.stop_signal = StopSignal::Sigterm;
     f.add(app).await;
     let p = f.start_app("term", 0).await;
