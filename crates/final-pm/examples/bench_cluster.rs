@@ -244,6 +244,7 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
     let start = Instant::now();
     let until = start + Duration::from_secs(seconds);
     let counts = Rc::new(Counts::default());
+    let mut elapsed = 0.0;
     let (wait, replaced) = std::thread::scope(|scope| {
         let restarter = scope.spawn(|| {
             std::thread::sleep(Duration::from_secs(seconds) / 2);
@@ -266,9 +267,10 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
                 })
                 .await;
         });
+        // The load's duration; a slow restart may go on after it.
+        elapsed = start.elapsed().as_secs_f64();
         restarter.join().unwrap()
     });
-    let elapsed = start.elapsed().as_secs_f64();
     let (served, failed, retried) = (
         counts.served.get(),
         counts.failed.get(),
