@@ -329,3 +329,34 @@ fn home_and_socket_come_from_the_config_file() {
     assert!(!alive(pid));
     assert!(!custom.join("ctl.sock").exists());
 }
+
+/// A daemon launched from a shell must not keep the shell's descriptors:
+/// here a pipe that the shell passed down as fd 9. Whoever reads that pipe
+/// (a `$(...)`, a CI runner collecting output) gets its end of file when
+/// the CLI exits, not when the daemon does.
+#[test]
+fn daemon_keeps_no_descriptor_its_launcher_passed_down() {
+    let home = Home::new();
+    let mut child = Command::new("sh")
+        .args(["-c", "exec 9>&1; \"$0\" --launch >/dev/null 2>&1", bin()])
+        .env("FINAL_PM_CONFIG_HOME", home.home())
+        .env_remove("FINAL_PM_CONFIG_SOCKET")
+        .current_dir(home.dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut sink);
+        let _ = tx.send(());
+    });
+    assert!(child.wait().unwrap().success());
+    let daemon = home.daemon_pid().expect("the daemon was launched");
+    assert!(alive(daemon));
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the pipe got no end of file: the daemon (pid {daemon}) still holds fd 9"
+    );
+}

@@ -96,7 +96,18 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         self.remember_daemon();
+        // Everything the daemons started (apps, loggers and whatever those
+        // started), found through the process tree rather than remembered,
+        // so a test that never looked at its processes leaves none behind.
+        let mut doomed = Vec::new();
         for &pid in self.pids.borrow().iter() {
+            descendants(pid, &mut doomed);
+        }
+        for &pid in self.pids.borrow().iter() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        for &pid in &doomed {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
         for &pgid in self.groups.borrow().iter() {
@@ -155,6 +166,23 @@ impl Home {
         });
         assert!(ok, "{app} did not settle at {count} running: {last:?}");
         last
+    }
+}
+
+/// Adds every descendant of `pid` (children of all its threads, then
+/// theirs) to `out`.
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            if !out.contains(&child) {
+                out.push(child);
+                descendants(child, out);
+            }
+        }
     }
 }
 

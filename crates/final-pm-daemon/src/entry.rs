@@ -73,6 +73,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    close_inherited_fds();
     init_tracing();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let home = options
@@ -207,5 +208,34 @@ mod tests {
             parse(args(&["--home"])).unwrap_err(),
             "--home needs a value"
         );
+    }
+}
+
+/// Closes every descriptor above stderr that the daemon inherited from
+/// whoever launched it.
+///
+/// The daemon outlives its launcher by design, so an inherited pipe end (a
+/// shell's `$(...)`, a CI runner's log pipe, a test harness) would stay
+/// open for as long as the daemon runs, and whoever reads the other end
+/// would wait for an end of file that never comes. Nothing of the daemon's
+/// own exists yet when this runs, so every descriptor above 2 is foreign.
+fn close_inherited_fds() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    // The directory's own descriptor is in the list but closed by now:
+    // closing it again fails with EBADF, which is harmless.
+    for fd in fds {
+        // SAFETY: no object of this process owns a descriptor above 2 yet
+        // (this runs before logging, the runtime or any file is opened), so
+        // closing them cannot invalidate a live handle.
+        #[allow(unsafe_code)]
+        unsafe {
+            nix::libc::close(fd);
+        }
     }
 }
