@@ -182,35 +182,6 @@ fn init_tracing() {
         .try_init();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<OsString> {
-        list.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn options_parse_in_both_forms() {
-        let o = parse(args(&["--home", "/h", "--socket=/s.sock", "--detach"])).unwrap();
-        assert_eq!(o.home, Some(PathBuf::from("/h")));
-        assert_eq!(o.socket.as_deref(), Some("/s.sock"));
-        assert!(o.detach);
-    }
-
-    #[test]
-    fn bad_arguments_are_named() {
-        assert_eq!(
-            parse(args(&["--nope"])).unwrap_err(),
-            "unknown argument \"--nope\""
-        );
-        assert_eq!(
-            parse(args(&["--home"])).unwrap_err(),
-            "--home needs a value"
-        );
-    }
-}
-
 /// Closes every descriptor above stderr that the daemon inherited from
 /// whoever launched it.
 ///
@@ -237,5 +208,34 @@ fn close_inherited_fds() {
         unsafe {
             nix::libc::close(fd);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn options_parse_in_both_forms() {
+        let o = parse(args(&["--home", "/h", "--socket=/s.sock", "--detach"])).unwrap();
+        assert_eq!(o.home, Some(PathBuf::from("/h")));
+        assert_eq!(o.socket.as_deref(), Some("/s.sock"));
+        assert!(o.detach);
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        assert_eq!(
+            parse(args(&["--nope"])).unwrap_err(),
+            "unknown argument \"--nope\""
+        );
+        assert_eq!(
+            parse(args(&["--home"])).unwrap_err(),
+            "--home needs a value"
+        );
     }
 }
