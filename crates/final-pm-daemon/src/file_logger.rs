@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -80,8 +80,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> io::Result<()> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    let mut out = BufWriter::with_capacity(READ_CHUNK, file);
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    // Lines of one read are formatted into one buffer and written at once.
+    let mut out: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut ipc = ipc_channel();
     if let Some(ipc) = &mut ipc {
         // Like process.send('ready'): the daemon starts feeding now.
@@ -92,7 +93,6 @@ fn run(path: &std::path::Path) -> io::Result<()> {
     let mut filled = 0;
     let mut written: u64 = 0;
     let mut clock = TimeCache::default();
-    let mut line = Vec::with_capacity(1024);
     loop {
         if filled == buffer.len() {
             // One record longer than the buffer: make room.
@@ -106,24 +106,23 @@ fn run(path: &std::path::Path) -> io::Result<()> {
         let end = filled + n;
         let mut start = 0;
         while let Some(pos) = memchr::memchr(b'\n', &buffer[start..end]) {
-            format_record(&buffer[start..start + pos], &mut clock, &mut line);
-            out.write_all(&line)?;
+            format_record(&buffer[start..start + pos], &mut clock, &mut out);
             written += 1;
             start += pos + 1;
         }
         if n == 0 {
             if start < end {
-                format_record(&buffer[start..end], &mut clock, &mut line);
-                out.write_all(&line)?;
+                format_record(&buffer[start..end], &mut clock, &mut out);
                 written += 1;
             }
-            out.flush()?;
+            file.write_all(&out)?;
             acknowledge(&mut ipc, written);
             return Ok(());
         }
         buffer.copy_within(start..end, 0);
         filled = end - start;
-        out.flush()?;
+        file.write_all(&out)?;
+        out.clear();
         acknowledge(&mut ipc, written);
     }
 }
@@ -160,27 +159,49 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Formats one record line into `out` (cleared first). A line that is not
-/// a record is written as it is, so nothing given to the logger vanishes.
+/// The fields of a record the line format needs.
+#[derive(Debug)]
+struct Fields<'a> {
+    kind: Cow<'a, [u8]>,
+    text: Cow<'a, [u8]>,
+    timestamp: u64,
+    app: Cow<'a, [u8]>,
+    /// `(number, pid)`, when the record has a process.
+    process: Option<(Option<u64>, Option<i64>)>,
+}
+
+/// Appends the line for one record to `out`. A line that is not a record is
+/// written as it is, so nothing given to the logger vanishes.
 fn format_record(raw: &[u8], clock: &mut TimeCache, out: &mut Vec<u8>) {
-    out.clear();
-    let Ok(record) = serde_json::from_slice::<Record<'_>>(raw) else {
-        out.extend_from_slice(raw);
-        out.push(b'\n');
-        return;
+    let fields = match fast::parse(raw) {
+        Some(fields) => fields,
+        None => match serde_json::from_slice::<Record<'_>>(raw) {
+            Ok(record) => Fields {
+                kind: cow_bytes(record.kind),
+                text: cow_bytes(record.text),
+                timestamp: record.timestamp.max(0.0) as u64,
+                app: cow_bytes(record.app),
+                process: record.process.map(|p| (p.number, p.pid)),
+            },
+            Err(_) => {
+                out.extend_from_slice(raw);
+                out.push(b'\n');
+                return;
+            }
+        },
     };
     out.push(b'[');
-    clock.push_iso(out, record.timestamp.max(0.0) as u64);
+    clock.push_iso(out, fields.timestamp);
     out.extend_from_slice(b"] [");
-    out.extend_from_slice(record.app.as_bytes());
-    if let Some(process) = &record.process {
+    out.extend_from_slice(&fields.app);
+    if let Some((number, pid)) = fields.process {
         out.push(b'/');
-        match process.number {
+        match number {
             Some(number) => crate::logjson::push_u64(out, number),
             None => out.extend_from_slice(b"undefined"),
         }
         out.push(b' ');
-        match process.pid {
+        match pid {
             Some(pid) if pid < 0 => {
                 out.push(b'-');
                 crate::logjson::push_u64(out, pid.unsigned_abs());
@@ -190,12 +211,295 @@ fn format_record(raw: &[u8], clock: &mut TimeCache, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(b"] [");
-    for c in record.kind.bytes() {
+    for &c in fields.kind.iter() {
         out.push(c.to_ascii_uppercase());
     }
     out.extend_from_slice(b"]: ");
-    out.extend_from_slice(record.text.as_bytes());
+    out.extend_from_slice(&fields.text);
     out.push(b'\n');
+}
+
+fn cow_bytes(s: Cow<'_, str>) -> Cow<'_, [u8]> {
+    match s {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    }
+}
+
+/// A small JSON reader for exactly what the line format needs, several
+/// times faster than a general deserializer on the hot path (strings
+/// without escapes are borrowed, unknown fields skipped). Anything it does
+/// not understand returns `None` and goes through serde instead.
+mod fast {
+    use std::borrow::Cow;
+
+    use super::Fields;
+
+    struct Reader<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.b.get(self.i) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            self.ws();
+            (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+        }
+
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+
+        fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+            self.eat(b'"')?;
+            let rest = &self.b[self.i..];
+            // Keys and most values are short: a plain scan beats setting up
+            // a vectorised search.
+            let end = match rest.iter().take(16).position(|&c| c == b'"' || c == b'\\') {
+                Some(end) => end,
+                None => memchr::memchr2(b'"', b'\\', rest)?,
+            };
+            if rest[end] == b'"' {
+                self.i += end + 1;
+                return Some(Cow::Borrowed(&rest[..end]));
+            }
+            let mut out = rest[..end].to_vec();
+            self.i += end;
+            loop {
+                let c = *self.b.get(self.i)?;
+                self.i += 1;
+                match c {
+                    b'"' => return Some(Cow::Owned(out)),
+                    b'\\' => {
+                        let e = *self.b.get(self.i)?;
+                        self.i += 1;
+                        match e {
+                            b'"' | b'\\' | b'/' => out.push(e),
+                            b'b' => out.push(8),
+                            b'f' => out.push(12),
+                            b'n' => out.push(b'\n'),
+                            b'r' => out.push(b'\r'),
+                            b't' => out.push(b'\t'),
+                            b'u' => {
+                                let mut code = self.hex4()?;
+                                if (0xd800..0xdc00).contains(&code) {
+                                    if self.b.get(self.i..self.i + 2)? != b"\\u" {
+                                        return None;
+                                    }
+                                    self.i += 2;
+                                    let low = self.hex4()?;
+                                    if !(0xdc00..0xe000).contains(&low) {
+                                        return None;
+                                    }
+                                    code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+                                }
+                                let c = char::from_u32(code)?;
+                                let mut buf = [0u8; 4];
+                                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                            }
+                            _ => return None,
+                        }
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+
+        fn hex4(&mut self) -> Option<u32> {
+            let digits = std::str::from_utf8(self.b.get(self.i..self.i + 4)?).ok()?;
+            self.i += 4;
+            u32::from_str_radix(digits, 16).ok()
+        }
+
+        /// An integer (a fraction or exponent is cut off).
+        fn integer(&mut self) -> Option<i64> {
+            self.ws();
+            let negative = self.b.get(self.i) == Some(&b'-');
+            if negative {
+                self.i += 1;
+            }
+            let start = self.i;
+            let mut n: i64 = 0;
+            while let Some(&d @ b'0'..=b'9') = self.b.get(self.i) {
+                n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+                self.i += 1;
+            }
+            if self.i == start {
+                return None;
+            }
+            while let Some(b'.' | b'e' | b'E' | b'+' | b'-' | b'0'..=b'9') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            Some(if negative { -n } else { n })
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            self.ws();
+            (self.b.get(self.i..self.i + word.len())? == word).then(|| self.i += word.len())
+        }
+
+        fn skip(&mut self, depth: u32) -> Option<()> {
+            if depth > 64 {
+                return None;
+            }
+            match self.peek()? {
+                b'"' => self.string().map(drop),
+                b'{' => self.object(|r, _| r.skip(depth + 1)),
+                b'[' => {
+                    self.eat(b'[')?;
+                    if self.eat(b']').is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        self.skip(depth + 1)?;
+                        if self.eat(b',').is_none() {
+                            return self.eat(b']');
+                        }
+                    }
+                }
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                _ => self.integer().map(drop),
+            }
+        }
+
+        fn object(&mut self, mut field: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+            self.eat(b'{')?;
+            if self.eat(b'}').is_some() {
+                return Some(());
+            }
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                field(self, &key)?;
+                if self.eat(b',').is_none() {
+                    return self.eat(b'}');
+                }
+            }
+        }
+    }
+
+    /// The record's fields, if `raw` is a plain record object.
+    pub(super) fn parse(raw: &[u8]) -> Option<Fields<'_>> {
+        in_daemon_order(raw).or_else(|| any_order(raw))
+    }
+
+    impl Reader<'_> {
+        /// Consumes `lit` exactly (no whitespace).
+        fn lit(&mut self, lit: &[u8]) -> Option<()> {
+            (self.b.get(self.i..self.i + lit.len())? == lit).then(|| self.i += lit.len())
+        }
+
+        fn digits(&mut self) -> Option<i64> {
+            let negative = self.b.get(self.i) == Some(&b'-');
+            if negative {
+                self.i += 1;
+            }
+            let start = self.i;
+            let mut n: i64 = 0;
+            while let Some(&d @ b'0'..=b'9') = self.b.get(self.i) {
+                n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+                self.i += 1;
+            }
+            (self.i > start).then_some(if negative { -n } else { n })
+        }
+    }
+
+    /// The layout the daemon writes, field by field with no key lookups:
+    /// `{"type":..,"text":..,"bytes":..,"timestamp":..,"app":..,
+    /// "process":{"pid":..,"id":..,"number":..,"generation":..},"truncated":..}`.
+    pub(super) fn in_daemon_order(raw: &[u8]) -> Option<Fields<'_>> {
+        let mut r = Reader { b: raw, i: 0 };
+        r.lit(b"{\"type\":")?;
+        let kind = r.string()?;
+        r.lit(b",\"text\":")?;
+        let text = r.string()?;
+        r.lit(b",\"bytes\":")?;
+        r.digits()?;
+        r.lit(b",\"timestamp\":")?;
+        let timestamp = u64::try_from(r.digits()?).ok()?;
+        r.lit(b",\"app\":")?;
+        let app = r.string()?;
+        r.lit(b",\"process\":")?;
+        let process = if r.lit(b"null").is_some() {
+            None
+        } else {
+            r.lit(b"{\"pid\":")?;
+            let pid = r.digits()?;
+            r.lit(b",\"id\":")?;
+            r.digits()?;
+            r.lit(b",\"number\":")?;
+            let number = u64::try_from(r.digits()?).ok()?;
+            r.lit(b",\"generation\":")?;
+            if r.lit(b"null").is_none() {
+                r.string()?;
+            }
+            r.lit(b"}")?;
+            Some((Some(number), Some(pid)))
+        };
+        r.lit(b",\"truncated\":")?;
+        r.digits()?;
+        r.lit(b"}")?;
+        (r.i == raw.len()).then_some(Fields {
+            kind,
+            text,
+            timestamp,
+            app,
+            process,
+        })
+    }
+
+    /// Any object with the record's fields, in any order.
+    fn any_order(raw: &[u8]) -> Option<Fields<'_>> {
+        let mut r = Reader { b: raw, i: 0 };
+        let mut fields = Fields {
+            kind: Cow::Borrowed(&[]),
+            text: Cow::Borrowed(&[]),
+            timestamp: 0,
+            app: Cow::Borrowed(&[]),
+            process: None,
+        };
+        let mut has_kind = false;
+        r.object(|r, key| {
+            match key {
+                b"type" => {
+                    fields.kind = r.string()?;
+                    has_kind = true;
+                }
+                b"text" => fields.text = r.string()?,
+                b"app" => fields.app = r.string()?,
+                b"timestamp" => fields.timestamp = u64::try_from(r.integer()?).unwrap_or(0),
+                b"process" => {
+                    if r.peek()? == b'n' {
+                        r.literal(b"null")?;
+                    } else {
+                        let (mut number, mut pid) = (None, None);
+                        r.object(|r, key| {
+                            match key {
+                                b"number" => number = u64::try_from(r.integer()?).ok(),
+                                b"pid" => pid = Some(r.integer()?),
+                                _ => r.skip(1)?,
+                            }
+                            Some(())
+                        })?;
+                        fields.process = Some((number, pid));
+                    }
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })?;
+        r.ws();
+        (has_kind && r.i == raw.len()).then_some(fields)
+    }
 }
 
 /// Formats epoch milliseconds as ISO-8601 UTC (`2026-11-22T03:24:05.117Z`),
@@ -253,6 +557,55 @@ mod tests {
         let mut out = Vec::new();
         format_record(raw.as_bytes(), &mut TimeCache::default(), &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_fast_reader_agrees_with_serde() {
+        let texts = [
+            "plain",
+            "",
+            "quotes \" and \\ backslashes",
+            "controls \u{1}\u{8}\u{c}\t\r\n\u{1f} end",
+            "unicode é ✓ \u{2028} 😀",
+        ];
+        for text in texts {
+            let record = serde_json::json!({
+                "type": "stdout", "text": text, "bytes": text.len(), "timestamp": 1_795_317_845_117_u64,
+                "app": "web", "extra": [1, {"a": [true, null]}, "x"],
+                "process": {"pid": -1, "id": 3, "number": 1, "generation": null}, "truncated": 0
+            });
+            let raw = serde_json::to_vec(&record).unwrap();
+            let fast = fast::parse(&raw).unwrap();
+            assert_eq!(&*fast.text, text.as_bytes());
+            assert_eq!(fast.timestamp, 1_795_317_845_117);
+            assert_eq!(fast.process, Some((Some(1), Some(-1))));
+            // serde_json escapes U+2028 not at all, Node does; both parse.
+            let escaped = String::from_utf8(raw.clone())
+                .unwrap()
+                .replace('\u{2028}', "\\u2028");
+            assert_eq!(
+                &*fast::parse(escaped.as_bytes()).unwrap().text,
+                text.as_bytes()
+            );
+        }
+        // What the daemon writes takes the positional path.
+        let mut encoded = Vec::new();
+        crate::logjson::push_record(
+            &mut encoded,
+            crate::logjson::RecordRef {
+                kind: final_pm_protocol::LogKind::Stdout,
+                text: "tab\there",
+                timestamp: 5,
+                app_json: b"\"web\"",
+                process: None,
+                truncated: 0,
+            },
+        );
+        encoded.pop();
+        let fields = fast::in_daemon_order(&encoded).unwrap();
+        assert_eq!((&*fields.text, fields.process), (&b"tab\there"[..], None));
+        assert!(fast::parse(b"{\"type\":\"stdout\"} trailing").is_none());
+        assert!(fast::parse(b"not json").is_none());
     }
 
     #[test]

@@ -744,12 +744,14 @@ impl Logging {
         };
         buffer.held += held;
         let follow = self.followers.receiver_count() > 0;
+        // One UTF-8 check for the whole batch; lines end at ASCII bytes, so
+        // each is then a valid slice (unless truncation cut a character).
+        let all = std::str::from_utf8(&batch.data).ok();
         for span in &batch.lines {
             self.seq += 1;
-            let bytes = batch.bytes(span);
-            let text: Box<str> = match std::str::from_utf8(bytes) {
-                Ok(text) => text.into(),
-                Err(_) => String::from_utf8_lossy(bytes).into(),
+            let text: Box<str> = match all.and_then(|all| all.get(span.range.clone())) {
+                Some(text) => text.into(),
+                None => String::from_utf8_lossy(batch.bytes(span)).into(),
             };
             let entry = Entry {
                 seq: self.seq,
@@ -944,12 +946,14 @@ fn feed(
     buffers: &mut HashMap<String, AppBuffer>,
     actions: &mut Vec<Action>,
 ) {
+    let mut encoder = logjson::Encoder::default();
     for buffer in buffers.values_mut() {
+        encoder.reset();
         while buffer.sent < buffer.entries.len() && process.in_flight_bytes < FEED_WINDOW {
             let mut bytes = Vec::with_capacity(CHUNK_BYTES + 8 * 1024);
             let start = buffer.sent;
             for entry in buffer.entries.range(start..) {
-                logjson::push_record(
+                encoder.push(
                     &mut bytes,
                     logjson::RecordRef {
                         kind: entry.kind,
