@@ -790,6 +790,17 @@ fn managers_scenario(m: &mut Manager, marks: &Marks, idle_secs: u64) {
 /// 500 processes of the tiny program: start, show, daemon RSS.
 fn scale_scenario(m: &mut Manager, marks: &Marks) {
     let s = m.kind.subject();
+    if m.kind == Kind::FinalPm {
+        // PM2 runs the same program: one baseline for both.
+        let bare = bare_spawns(&Program::Sh, 500, marks);
+        report(
+            "scale-start-500",
+            "bare",
+            "500 spawns from a loop until all ran",
+            "ms",
+            &[bare],
+        );
+    }
     m.launch();
     m.configure(500);
     marks.drain();
