@@ -148,6 +148,16 @@ fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
+/// Our live children (daemons that detached from a CLI end up here).
+fn children() -> HashSet<u32> {
+    let me = std::process::id();
+    process_table()
+        .into_iter()
+        .filter(|&(_, ppid, st)| ppid == me && st != 'Z' && st != 'X')
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         s.rsplit_once(')')
@@ -420,6 +430,9 @@ impl Manager {
     }
 
     fn launch(&mut self) {
+        // The original's daemon detaches from the CLI and becomes our child:
+        // the one child that was not there before.
+        let before = children();
         match self.kind {
             Kind::FinalPm | Kind::Original => self.run(&["--launch"]),
             Kind::Pm2 => self.run(&["ping"]),
@@ -429,13 +442,7 @@ impl Manager {
             Kind::Pm2 => read_pid(&self.home.join("pm2.pid")),
             // The daemon detached from the CLI, so it is now our child.
             Kind::Original => {
-                let me = std::process::id();
-                let table = process_table();
-                let orphans: Vec<u32> = table
-                    .iter()
-                    .filter(|&&(_, ppid, st)| ppid == me && st != 'Z')
-                    .map(|&(pid, _, _)| pid)
-                    .collect();
+                let orphans: Vec<u32> = children().difference(&before).copied().collect();
                 assert_eq!(orphans.len(), 1, "expected one daemon, found {orphans:?}");
                 orphans[0]
             }
@@ -481,8 +488,9 @@ impl Manager {
         }
     }
 
-    /// Asks the daemon to quit (its processes die with it or are killed by
-    /// the reaper right after).
+    /// Asks the daemon to quit; whatever survives is killed by
+    /// [`kill_everything_below`], which the caller runs once every manager
+    /// that is up was asked.
     fn quit(&mut self) {
         let args: &[&str] = match self.kind {
             Kind::FinalPm | Kind::Original => &["--kill"],
@@ -497,7 +505,6 @@ impl Manager {
             self.used.set(false);
         }
         self.daemon = None;
-        kill_everything_below();
     }
 
     /// The daemon and its descendants except the managed programs (and theirs):
@@ -648,8 +655,9 @@ fn memory(m: &Manager, apps: &[u32], label: &str) {
     );
 }
 
-/// show, memory, idle CPU, start 50 and crash restart for one manager.
-fn managers_scenario(m: &mut Manager, marks: &Marks, idle_secs: u64) {
+/// show, memory, and start 50 for one manager; leaves the 50 up and returns
+/// their pids.
+fn managers_scenario(m: &mut Manager, marks: &Marks) -> Vec<u32> {
     let s = m.kind.subject();
     m.launch();
     memory(m, &[], "idle");
@@ -732,19 +740,32 @@ fn managers_scenario(m: &mut Manager, marks: &Marks, idle_secs: u64) {
         "ms",
         &timed(runs, 3, || m.show()),
     );
-    let own = m.own_processes(&pids50);
-    std::thread::sleep(Duration::from_secs(1));
-    let before: u64 = own.iter().map(|&p| cpu_ticks(p)).sum();
-    std::thread::sleep(Duration::from_secs(idle_secs));
-    let after: u64 = own.iter().map(|&p| cpu_ticks(p)).sum();
-    report(
-        "idle-cpu-50",
-        s,
-        &format!("CPU of own processes over {idle_secs} s, 50 idle"),
-        "ms",
-        &[(after - before) as f64 * 10.0],
-    );
+    pids50
+}
 
+/// CPU of every manager's own processes over one window of `idle_secs`, with
+/// 50 idle processes each: all managers at once, since idle processes cost
+/// each other nothing and the suite saves a minute.
+fn idle_window(live: &[(Manager, Vec<u32>)], idle_secs: u64) {
+    let own: Vec<Vec<u32>> = live.iter().map(|(m, pids)| m.own_processes(pids)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = |own: &[u32]| own.iter().map(|&p| cpu_ticks(p)).sum::<u64>();
+    let before: Vec<u64> = own.iter().map(|o| ticks(o)).collect();
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    for (((m, _), own), before) in live.iter().zip(&own).zip(before) {
+        report(
+            "idle-cpu-50",
+            m.kind.subject(),
+            &format!("CPU of own processes over {idle_secs} s, 50 idle"),
+            "ms",
+            &[(ticks(own) - before) as f64 * 10.0],
+        );
+    }
+}
+
+/// Crash restarts with the 50 processes `pids50` up, then quits the manager.
+fn crash_scenario(m: &mut Manager, marks: &Marks, pids50: &[u32]) {
+    let s = m.kind.subject();
     // --- crash restart: SIGKILL one of the 50 (each a different one) -------
     let crashes = reps(m.kind, 20, 10);
     let (mut restart, mut spawn) = (Vec::new(), Vec::new());
@@ -1339,6 +1360,7 @@ fn main() {
 
     // BENCH_ONLY=pm2,finalpm limits the subjects (for developing a scenario).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let mut live: Vec<(Manager, Vec<u32>)> = Vec::new();
     for scenario in &scenarios {
         for (kind, exe) in &subjects {
             if !only.is_empty() && !only.split(',').any(|o| o == kind.subject()) {
@@ -1353,7 +1375,12 @@ fn main() {
             let dir = root.path().join(format!("{scenario}-{}", kind.subject()));
             let mut m = Manager::new(*kind, exe, &dir, &marks.path);
             match scenario.as_str() {
-                "managers" => managers_scenario(&mut m, &marks, idle_secs),
+                "managers" => {
+                    let pids50 = managers_scenario(&mut m, &marks);
+                    // Stays up for the shared idle window.
+                    live.push((m, pids50));
+                    continue;
+                }
                 "scale" if *kind == Kind::Original => {
                     for id in figures_of(scenario) {
                         skip(
@@ -1370,6 +1397,19 @@ fn main() {
                 other => panic!("unknown scenario {other}"),
             }
             m.quit();
+            kill_everything_below();
+        }
+        if !live.is_empty() {
+            idle_window(&live, idle_secs);
+            for (m, pids50) in &mut live {
+                crash_scenario(m, &marks, pids50);
+            }
+            // Every manager is asked to quit before any process is killed.
+            for (m, _) in &mut live {
+                m.quit();
+            }
+            live.clear();
+            kill_everything_below();
         }
     }
     report(
