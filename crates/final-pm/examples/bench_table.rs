@@ -108,6 +108,31 @@ const ROWS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "cluster-failed",
+        "keep-alive load, restart halfway: requests failed",
+        "0",
+    ),
+    (
+        "cluster-served",
+        "keep-alive load, restart halfway: requests served",
+        "",
+    ),
+    (
+        "cluster-retried",
+        "keep-alive load: requests sent again on a new connection",
+        "",
+    ),
+    (
+        "cluster-restart",
+        "keep-alive load: `restart --wait` of 4",
+        "",
+    ),
+    (
+        "cluster-replaced",
+        "keep-alive load: restart until 4 new processes run",
+        "",
+    ),
+    (
         "logs-time",
         "2,000,000 lines of 100 B until all in the log file",
         "",
