@@ -51,7 +51,11 @@ fn report(scenario: &str, name: &str, unit: &str, (median, min, max): (f64, f64,
     eprintln!("{name:<40} median {median:>10.3} {unit:<4} (min {min:.3}, max {max:.3})");
 }
 
+mod reaper;
+
 fn main() {
+    // Whatever happens, every process this run started is killed at the end.
+    let _reaper = reaper::Reaper::install();
     let mut args = std::env::args().skip(1);
     let exe = PathBuf::from(
         args.next()

@@ -89,7 +89,11 @@ async fn next_up(client: &mut Client) -> final_pm_protocol::LogRecord {
     }
 }
 
+mod reaper;
+
 fn main() {
+    // Whatever happens, every process this run started is killed at the end.
+    let _reaper = reaper::Reaper::install();
     let exe = PathBuf::from(
         std::env::args()
             .nth(1)
@@ -152,7 +156,9 @@ fn main() {
             }
             // Stop them all and let the daemon settle before the next round.
             if let Response::Info { processes, .. } = client.call(Request::Info {}).await.unwrap() {
-                for p in processes {
+                // Only the app's own: its logger stops by itself once they
+                // are gone, and may be gone already.
+                for p in processes.iter().filter(|p| p.app_name == "many") {
                     client.call(Request::Kill { id: p.id }).await.unwrap();
                 }
             }

@@ -26,7 +26,7 @@
 //! programs only, so it runs the same thing as a three-line `tiny.js`, and its
 //! bare baseline spawns `node tiny.js`.
 //!
-//! Cleanup: the driver makes itself a child subreaper, so every daemon the
+//! Cleanup (module `reaper`): the driver makes itself a child subreaper, so every daemon the
 //! managers detach stays below it. After each manager (and on panic, SIGINT,
 //! SIGTERM or SIGHUP) it asks the manager to quit (`final-pm --kill`,
 //! `pm2 kill`), then SIGKILLs every process still below it, by pid, and reaps.
@@ -40,7 +40,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -50,8 +50,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
+
+mod reaper;
+use reaper::{Reaper, descendants, kill_everything_below, process_table};
 
 /// The program final-pm and PM2 run: report the pid on the FIFO (`$0`), then idle.
 const SH_PROGRAM: &str = "echo up $$ > \"$0\"; exec sleep 100000";
@@ -103,51 +105,6 @@ fn ms(d: Duration) -> f64 {
 // ---------------------------------------------------------------------------
 // /proc
 
-/// (pid, ppid, state) of every process.
-fn process_table() -> Vec<(u32, u32, char)> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        out.push((pid, ppid, state));
-    }
-    out
-}
-
-/// Live (not zombie) descendants of `root`, parents before children.
-fn descendants(root: u32) -> Vec<u32> {
-    let table = process_table();
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut zombie = HashSet::new();
-    for &(pid, ppid, state) in &table {
-        children.entry(ppid).or_default().push(pid);
-        if state == 'Z' || state == 'X' {
-            zombie.insert(pid);
-        }
-    }
-    let mut out = Vec::new();
-    let mut queue = vec![root];
-    while let Some(p) = queue.pop() {
-        for &c in children.get(&p).map_or(&[][..], Vec::as_slice) {
-            if !zombie.contains(&c) {
-                out.push(c);
-            }
-            queue.push(c);
-        }
-    }
-    out
-}
-
 /// Our live children (daemons that detached from a CLI end up here).
 fn children() -> HashSet<u32> {
     let me = std::process::id();
@@ -187,65 +144,6 @@ fn cpu_ticks(pid: u32) -> u64 {
             Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
-}
-
-// ---------------------------------------------------------------------------
-// Cleanup: everything started stays below this process (a subreaper).
-
-/// SIGKILLs every process below this one, by pid, until none is left, and
-/// reaps the ones that became our children. Only called while no `Child`
-/// handle is outstanding, since it reaps any child.
-fn kill_everything_below() {
-    let me = std::process::id();
-    for _ in 0..200 {
-        let below = descendants(me);
-        for &pid in &below {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        }
-        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
-            }
-        }
-        if below.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    eprintln!("warning: processes below the benchmark survived SIGKILL");
-}
-
-/// Runs [`kill_everything_below`] when dropped, so a panic cleans up too.
-struct Reaper;
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        kill_everything_below();
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP: clean up and exit.
-fn install_signal_cleanup() {
-    std::thread::spawn(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut int = signal(SignalKind::interrupt()).unwrap();
-            let mut term = signal(SignalKind::terminate()).unwrap();
-            let mut hup = signal(SignalKind::hangup()).unwrap();
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-        });
-        eprintln!("interrupted: killing every process the benchmark started");
-        kill_everything_below();
-        std::process::exit(130);
-    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1352,9 +1250,7 @@ fn main() {
         (Kind::Original, peer("BENCH_FINALPM")),
     ];
 
-    nix::sys::prctl::set_child_subreaper(true).unwrap();
-    install_signal_cleanup();
-    let _reaper = Reaper;
+    let _reaper = Reaper::install();
     let root = tempfile::tempdir().unwrap();
     let marks = Marks::new(root.path());
 
