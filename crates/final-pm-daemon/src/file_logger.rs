@@ -87,6 +87,9 @@ fn run(path: &std::path::Path) -> io::Result<()> {
     if let Some(ipc) = &mut ipc {
         // Like process.send('ready'): the daemon starts feeding now.
         let _ = ipc.write_all(b"\"ready\"\n");
+        if let Ok(incoming) = ipc.try_clone() {
+            std::thread::spawn(move || watch_for_stop(incoming));
+        }
     }
     let mut stdin = io::stdin().lock();
     let mut buffer = vec![0u8; READ_CHUNK];
@@ -124,6 +127,23 @@ fn run(path: &std::path::Path) -> io::Result<()> {
         file.write_all(&out)?;
         out.clear();
         acknowledge(&mut ipc, written);
+    }
+}
+
+/// The daemon stops its logger by closing stdin (and then sends `"stop"`);
+/// a `"stop"` alone (`final-pm stop file-logger`) ends it too, after a grace
+/// period for the end of stdin. Leaving with records unwritten loses
+/// nothing: they were not acknowledged, so the daemon sends them again.
+fn watch_for_stop(incoming: std::fs::File) {
+    use std::io::BufRead;
+    for line in io::BufReader::new(incoming).lines() {
+        let Ok(line) = line else {
+            return;
+        };
+        if line.trim() == "\"stop\"" {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            std::process::exit(0);
+        }
     }
 }
 
