@@ -150,6 +150,10 @@ async fn run(
             exit = group_exit;
         }
     }
+    // The process ends right after this; freeing every application's
+    // configuration (each with a copy of the environment) would cost more
+    // than loading it did.
+    std::mem::forget(groups);
     Ok(exit)
 }
 

@@ -129,8 +129,9 @@ pub(crate) async fn group(
             };
         }
     }
-    if cli.dry {
-        // Simulate against the configuration that would have been uploaded.
+    // Simulate against the configuration that would have been uploaded
+    // (not needed for `add`, which plans nothing beyond the upload).
+    if cli.dry && invocation.is_some_and(|i| i.action != Action::Add) {
         for app in uploaded {
             let info = AppInfo {
                 revision: 0,
