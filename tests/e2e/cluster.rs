@@ -305,15 +305,16 @@ fn restart_under_load(home: &Home, port: u16) {
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicUsize::new(0));
     let served = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (stop, failed, served) = (stop.clone(), failed.clone(), served.clone());
+            let (stop, failed, served, seen) =
+                (stop.clone(), failed.clone(), served.clone(), seen.clone());
             std::thread::spawn(move || {
-                let mut seen = BTreeSet::new();
                 while !stop.load(Ordering::Relaxed) {
                     match get(port).and_then(pid_of) {
                         Some(pid) => {
-                            seen.insert(pid);
+                            seen.lock().unwrap().insert(pid);
                             served.fetch_add(1, Ordering::Relaxed);
                         }
                         None => {
@@ -321,7 +322,6 @@ fn restart_under_load(home: &Home, port: u16) {
                         }
                     }
                 }
-                seen
             })
         })
         .collect();
@@ -337,15 +337,20 @@ fn restart_under_load(home: &Home, port: u16) {
     let after = pids(&home.settle("web", 4));
     assert!(before.is_disjoint(&after), "every instance was replaced");
     flowing(100);
+    // Every new process answers in time (with `ready-on: instant` some may
+    // only just be listening when the first hundred requests are done).
+    let all_answered = wait_for(Duration::from_secs(20), || {
+        seen.lock().unwrap().is_superset(&after)
+    });
     stop.store(true, Ordering::Relaxed);
-    let mut seen = BTreeSet::new();
     for client in clients {
-        seen.extend(client.join().unwrap());
+        client.join().unwrap();
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed");
+    let seen = seen.lock().unwrap();
     assert!(
-        seen.is_superset(&before) && seen.is_superset(&after),
-        "{seen:?}"
+        all_answered && seen.is_superset(&before),
+        "before {before:?}, after {after:?}, answered {seen:?}"
     );
 }
 
