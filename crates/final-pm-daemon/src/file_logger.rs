@@ -19,9 +19,13 @@
 //! - It exits when stdin ends (the daemon closes it to stop the logger),
 //!   after everything is written.
 //!
+//! - The daemon sends it each record already formatted as its line (JSON
+//!   only for a record whose text holds a newline, since every line given
+//!   counts as one record); such lines, starting with `[`, are copied.
+//!
 //! Throughput: stdin is read in large chunks, every complete line in a chunk
-//! is parsed without copying (serde borrows the strings) and formatted into
-//! one buffered writer, and the file gets one write per chunk.
+//! is copied or parsed without copying (serde borrows the strings) and
+//! formatted into one buffered writer, and the file gets one write per chunk.
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -192,7 +196,17 @@ struct Fields<'a> {
 
 /// Appends the line for one record to `out`. A line that is not a record is
 /// written as it is, so nothing given to the logger vanishes.
+///
+/// A line starting with `[` is not a record object: it is copied as it is,
+/// which is also how the daemon feeds this logger (it sends each record
+/// already formatted, see `logjson::Encoder::push_line`), so the hot path
+/// is a copy.
 fn format_record(raw: &[u8], clock: &mut TimeCache, out: &mut Vec<u8>) {
+    if raw.first() == Some(&b'[') {
+        out.extend_from_slice(raw);
+        out.push(b'\n');
+        return;
+    }
     let fields = match fast::parse(raw) {
         Some(fields) => fields,
         None => match serde_json::from_slice::<Record<'_>>(raw) {
@@ -524,14 +538,19 @@ mod fast {
 
 /// Formats epoch milliseconds as ISO-8601 UTC (`2026-11-22T03:24:05.117Z`),
 /// reusing the date and time of day while the second does not change.
+/// Formats times as ISO 8601 UTC with milliseconds, the date and clock
+/// part computed once per second. Shared with the daemon, which formats the
+/// file-logger's lines itself (see `logjson::Encoder::push_line`).
 #[derive(Debug, Default)]
-struct TimeCache {
+pub(crate) struct TimeCache {
     second: Option<u64>,
     text: Vec<u8>,
 }
 
 impl TimeCache {
-    fn push_iso(&mut self, out: &mut Vec<u8>, ms: u64) {
+    /// Appends `ms` (milliseconds since the epoch), e.g.
+    /// `2026-11-22T03:24:05.117Z`.
+    pub(crate) fn push_iso(&mut self, out: &mut Vec<u8>, ms: u64) {
         let second = ms / 1000;
         if self.second != Some(second) {
             self.second = Some(second);
@@ -642,6 +661,91 @@ mod tests {
             ),
             "[1970-01-01T00:00:00.000Z] [w/0 -1] [START-TIMEOUT]: a\nb \"q\"\n"
         );
+    }
+
+    /// The daemon's preformatted lines must be byte for byte what this
+    /// logger makes of the same record as JSON, and count as one record each.
+    #[test]
+    fn preformatted_lines_equal_the_formatted_json() {
+        use final_pm_protocol::{Generation, LogKind, LogProcess, ProcessId};
+        let kinds = [
+            LogKind::Stdout,
+            LogKind::Stderr,
+            LogKind::Moved,
+            LogKind::Start,
+            LogKind::Stop,
+            LogKind::Kill,
+            LogKind::Exit,
+            LogKind::StartTimeout,
+            LogKind::StopTimeout,
+            LogKind::Error,
+            LogKind::Dropped,
+        ];
+        let texts = [
+            "hello",
+            "",
+            "[starts like a line] {\"and\":\"json\"}",
+            "quotes \" \\ tab\t cr\r controls \u{1}\u{1f} unicode é ✓ \u{2028} 😀",
+            "two\nlines",
+            "\n",
+        ];
+        let processes = [
+            None,
+            Some(LogProcess {
+                pid: 15549,
+                id: ProcessId(3),
+                number: 1,
+                generation: Some(Generation::Running),
+            }),
+            Some(LogProcess {
+                pid: -1,
+                id: ProcessId(u64::MAX),
+                number: u32::MAX,
+                generation: None,
+            }),
+        ];
+        for app in ["web", "we\"b [x]", "new\nline"] {
+            let mut app_json = Vec::new();
+            crate::logjson::push_str(&mut app_json, app);
+            let mut encoder = crate::logjson::Encoder::default();
+            let (mut lines, mut expected) = (Vec::new(), Vec::new());
+            let mut clock = TimeCache::default();
+            let mut records = 0;
+            for (i, kind) in kinds.into_iter().enumerate() {
+                for text in texts {
+                    for process in &processes {
+                        let record = crate::logjson::RecordRef {
+                            kind,
+                            text,
+                            timestamp: 1_795_317_845_117 + (i as u64 % 3) * 999,
+                            app_json: &app_json,
+                            process: process.as_ref(),
+                            truncated: 7,
+                        };
+                        encoder.push_line(&mut lines, app, record);
+                        let mut json = Vec::new();
+                        crate::logjson::push_record(&mut json, record);
+                        json.pop();
+                        format_record(&json, &mut clock, &mut expected);
+                        records += 1;
+                    }
+                }
+            }
+            let mut got = Vec::new();
+            let mut count = 0;
+            for line in lines.split(|&b| b == b'\n') {
+                if line.is_empty() && count == records {
+                    break;
+                }
+                format_record(line, &mut clock, &mut got);
+                count += 1;
+            }
+            assert_eq!(count, records, "one line per record ({app:?})");
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -271,7 +271,9 @@ struct LoggingProcess {
     /// It reported ready: records may be sent.
     running: bool,
     /// It acknowledges records once they are written (the builtin
-    /// file-logger); otherwise a completed write counts as delivered.
+    /// file-logger); otherwise a completed write counts as delivered. Only
+    /// the builtin does, and it is also fed its formatted lines rather than
+    /// JSON (see `logjson::Encoder::push_line`).
     acks: bool,
     /// We asked it to stop.
     stopping: bool,
@@ -953,17 +955,20 @@ fn feed(
             let mut bytes = Vec::with_capacity(CHUNK_BYTES + 8 * 1024);
             let start = buffer.sent;
             for entry in buffer.entries.range(start..) {
-                encoder.push(
-                    &mut bytes,
-                    logjson::RecordRef {
-                        kind: entry.kind,
-                        text: &entry.text,
-                        timestamp: entry.timestamp,
-                        app_json: &buffer.app_json,
-                        process: entry.process.as_ref(),
-                        truncated: entry.truncated,
-                    },
-                );
+                let record = logjson::RecordRef {
+                    kind: entry.kind,
+                    text: &entry.text,
+                    timestamp: entry.timestamp,
+                    app_json: &buffer.app_json,
+                    process: entry.process.as_ref(),
+                    truncated: entry.truncated,
+                };
+                if process.acks {
+                    // The builtin file-logger: its lines, formatted here.
+                    encoder.push_line(&mut bytes, &buffer.app, record);
+                } else {
+                    encoder.push(&mut bytes, record);
+                }
                 buffer.sent += 1;
                 if bytes.len() >= CHUNK_BYTES {
                     break;
