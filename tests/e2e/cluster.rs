@@ -8,22 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::examples::{free_port, get};
-use crate::harness::{Home, alive, stderr, stdout, wait_for};
+use crate::harness::{Home, alive, node_installed, stderr, stdout, wait_for};
 
 /// The plainest cluster app there is: answers with its pid.
 const SERVER: &str = "require('http').createServer((req, res) => res.end(`${process.pid}`))\
                       .listen(Number(process.env.PORT));\n";
-
-fn node_installed() -> bool {
-    let found = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipped: node is not installed");
-    }
-    found
-}
 
 /// A home with `server.js` and one app `web` running it in cluster mode
 /// (the default) with `extra` config keys, on a free port.

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Home, alive, stderr, stdout, wait_for};
+use crate::harness::{Home, alive, node_installed, stderr, stdout, wait_for};
 
 /// Copies `examples/<name>` into the test's directory.
 fn copy_example(home: &Home, name: &str) {
@@ -93,13 +93,6 @@ fn shell_notify_example_serves_and_restarts_gracefully() {
     }
 }
 
-fn node_installed() -> bool {
-    std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// FinalPM's README quick start, step by step, with the example's Node app
 /// in cluster mode (its default): start, edit instances to 4, scale,
 /// restart one instance, show, log -f, --kill.
@@ -107,7 +100,6 @@ fn node_installed() -> bool {
 fn quickstart_as_in_finalpms_readme() {
     use std::io::BufRead;
     if !node_installed() {
-        eprintln!("skipped: node is not installed");
         return;
     }
     let home = Home::new();
@@ -213,7 +205,6 @@ fn quickstart_as_in_finalpms_readme() {
 #[test]
 fn finalpms_documented_example_runs_unchanged_as_json_and_js() {
     if !node_installed() {
-        eprintln!("skipped: node is not installed");
         return;
     }
     const PORT: u16 = 3334;

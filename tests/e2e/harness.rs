@@ -186,6 +186,19 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
     }
 }
 
+/// Whether `node` can run here; says so on stderr when the calling test is
+/// skipped for want of it.
+pub fn node_installed() -> bool {
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: node is not installed");
+    }
+    found
+}
+
 /// Whether a process exists and is not a zombie.
 pub use final_pm_daemon::procfs::is_alive as alive;
 
