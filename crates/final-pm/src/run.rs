@@ -104,9 +104,12 @@ pub(crate) async fn group(
                     }
                 }
                 _ => {
-                    for app in &apps {
-                        out.info(&["DRY"], &format!("add({:?})", app.name));
-                    }
+                    // One message of many lines: one write, not one per app.
+                    let adds: Vec<String> = apps
+                        .iter()
+                        .map(|app| format!("add({:?})", app.name))
+                        .collect();
+                    out.info(&["DRY"], &adds.join("\n"));
                 }
             }
             uploaded = apps;
@@ -188,16 +191,14 @@ pub(crate) async fn group(
     }
     let Some(client) = client else {
         // Dry run without a daemon.
-        for call in &calls {
-            out.info(&["DRY"], &plan::describe(call));
-        }
+        let described: Vec<String> = calls.iter().map(plan::describe).collect();
+        out.info(&["DRY"], &described.join("\n"));
         out.info(&["Action"], "Success (simulated)");
         return Ok(exit);
     };
     if cli.dry {
-        for call in &calls {
-            out.info(&["DRY"], &plan::describe(call));
-        }
+        let described: Vec<String> = calls.iter().map(plan::describe).collect();
+        out.info(&["DRY"], &described.join("\n"));
         out.info(&["Action"], "Success (simulated)");
         return Ok(exit);
     }
