@@ -95,17 +95,17 @@ fn endless_line_without_newline_is_discarded_with_bounded_memory() {
     for _ in 0..40 {
         raw.send_bytes(&chunk);
     }
-    // Growing the read buffer to the 8 MiB limit copies it once, so for a
-    // moment both copies exist; what must hold is that the daemon settles
-    // near the limit while the line goes on, not at the 40 MiB sent.
+    // The buffer holds up to the 8 MiB limit for a moment; once the line is
+    // known to be too long its memory is given back, so the daemon settles
+    // near where it was while the line goes on.
     let mut grown = u64::MAX;
     wait_for(Duration::from_secs(3), || {
         grown = grown.min(rss_kib(pid).saturating_sub(before));
-        grown < 16 * 1024
+        grown < 4 * 1024
     });
     assert!(
-        grown < 16 * 1024,
-        "daemon grew by {grown} KiB while a client sent 40 MiB without a newline"
+        grown < 4 * 1024,
+        "daemon kept {grown} KiB more while a client sent 40 MiB without a newline"
     );
     raw.send_bytes(b"\n");
     assert_eq!(raw.read()["code"], "line_too_long");

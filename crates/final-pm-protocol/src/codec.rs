@@ -15,6 +15,9 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::MAX_LINE_LENGTH;
 
+/// Buffer capacity kept while an overlong line is being discarded.
+const DISCARD_CAPACITY: usize = 64 * 1024;
+
 /// One decoded unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -79,6 +82,13 @@ impl<T> Decoder for JsonLinesCodec<T> {
                     None => {
                         self.discarding = Some(dropped + buf.len());
                         buf.clear();
+                        // The buffer grew to the limit (and, growing, to
+                        // twice it) before discarding began. Keeping that
+                        // allocation would let every client that sends one
+                        // overlong line pin it for the connection's life.
+                        if buf.capacity() > DISCARD_CAPACITY {
+                            *buf = BytesMut::with_capacity(DISCARD_CAPACITY);
+                        }
                         return Ok(None);
                     }
                 }
@@ -225,6 +235,25 @@ mod tests {
             assert_eq!(codec.decode(&mut buf).unwrap(), None);
             assert!(buf.len() <= 64);
         }
+    }
+
+    #[test]
+    fn discarding_gives_back_the_memory_of_the_overlong_line() {
+        let mut codec: JsonLinesCodec<()> = JsonLinesCodec::with_max_length(1024 * 1024);
+        let mut buf = BytesMut::new();
+        for _ in 0..40 {
+            buf.extend_from_slice(&[b'y'; 64 * 1024]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        }
+        assert!(buf.capacity() <= DISCARD_CAPACITY, "{}", buf.capacity());
+        buf.extend_from_slice(b"y\n{}\n");
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Frame::TooLong {
+                len: 40 * 64 * 1024 + 1
+            })
+        );
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(line("{}")));
     }
 
     #[test]
