@@ -27,18 +27,6 @@ fn home_with_apps(web_instances: u32) -> Home {
     home
 }
 
-fn ok(home: &Home, args: &[&str]) -> String {
-    let out = home.run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "final-pm {args:?} failed\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 fn fails(home: &Home, args: &[&str], code: i32) -> String {
     let out = home.run(args);
     assert_eq!(
@@ -58,7 +46,7 @@ fn gone(pid: u32) -> bool {
 #[test]
 fn start_restart_stop_by_every_selector_form() {
     let home = home_with_apps(2);
-    let text = ok(&home, &["start", "web"]);
+    let text = home.ok(&["start", "web"]);
     assert!(text.contains("[INFO ] [Config] web added"), "{text}");
     assert!(text.contains("Start 2 processes..."), "{text}");
     assert!(text.contains("[INFO ] [Action] Success"), "{text}");
@@ -67,7 +55,7 @@ fn start_restart_stop_by_every_selector_form() {
 
     // restart one process: a new pid for number 0, the old one stopped once
     // the new one is ready, number 1 untouched.
-    let text = ok(&home, &["restart", "web/0"]);
+    let text = home.ok(&["restart", "web/0"]);
     assert!(text.contains("Start 1 process..."), "{text}");
     assert!(gone(web[0].1), "old web/0 still alive");
     let after = home.settle("web", 2);
@@ -75,11 +63,11 @@ fn start_restart_stop_by_every_selector_form() {
     assert_eq!(after[1], web[1]);
 
     // stop by pid, by generation + number, by id.
-    ok(&home, &["stop", &format!("pid={}", after[0].1)]);
+    home.ok(&["stop", &format!("pid={}", after[0].1)]);
     assert!(gone(after[0].1));
-    ok(&home, &["stop", "running:web/1"]);
+    home.ok(&["stop", "running:web/1"]);
     assert!(gone(after[1].1));
-    ok(&home, &["start", "worker"]);
+    home.ok(&["start", "worker"]);
     let worker = home.settle("worker", 1);
     let id = home
         .processes()
@@ -87,7 +75,7 @@ fn start_restart_stop_by_every_selector_form() {
         .find(|p| p["app_name"] == "worker")
         .and_then(|p| p["id"].as_u64())
         .unwrap();
-    let text = ok(&home, &["stop", &format!("id={id}")]);
+    let text = home.ok(&["stop", &format!("id={id}")]);
     assert!(text.contains("Stop 1 process..."), "{text}");
     assert!(gone(worker[0].1));
     assert!(home.processes().is_empty());
@@ -96,7 +84,7 @@ fn start_restart_stop_by_every_selector_form() {
 #[test]
 fn start_all_kill_all_and_wait() {
     let home = home_with_apps(2);
-    let text = ok(&home, &["start", "all", "--wait"]);
+    let text = home.ok(&["start", "all", "--wait"]);
     assert!(
         text.contains("Start 3 processes, then wait for completion..."),
         "{text}"
@@ -113,7 +101,7 @@ fn start_all_kill_all_and_wait() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap() as u32)
         .collect();
-    let text = ok(&home, &["kill", "all"]);
+    let text = home.ok(&["kill", "all"]);
     assert!(text.contains("Kill 3 processes..."), "{text}");
     for pid in pids {
         assert!(gone(pid), "{pid} survived kill all");
@@ -123,11 +111,11 @@ fn start_all_kill_all_and_wait() {
 #[test]
 fn scale_follows_the_edited_instances_and_add_reports_changes() {
     let home = home_with_apps(1);
-    ok(&home, &["start", "web"]);
+    home.ok(&["start", "web"]);
     let one = home.settle("web", 1);
 
     home.config(&config(3));
-    let text = ok(&home, &["scale", "web"]);
+    let text = home.ok(&["scale", "web"]);
     assert!(
         text.contains("[INFO ] [Config] web{instances} updated"),
         "{text}"
@@ -137,7 +125,7 @@ fn scale_follows_the_edited_instances_and_add_reports_changes() {
     assert_eq!(three[0], one[0], "scaling up leaves web/0 alone");
 
     home.config(&config(1));
-    let text = ok(&home, &["scale", "web"]);
+    let text = home.ok(&["scale", "web"]);
     assert!(text.contains("Stop 2 processes..."), "{text}");
     assert!(gone(three[1].1) && gone(three[2].1));
     assert_eq!(home.settle("web", 1), one);
@@ -149,34 +137,34 @@ fn scale_follows_the_edited_instances_and_add_reports_changes() {
         config(1).replacen("./app.sh", "./app2.sh", 1),
     )
     .unwrap();
-    let text = ok(&home, &["add", "web"]);
+    let text = home.ok(&["add", "web"]);
     assert!(text.contains("web{run} updated"), "{text}");
-    let show = ok(&home, &["show", "web"]);
+    let show = home.ok(&["show", "web"]);
     assert!(show.contains("web/0 (old)"), "{show}");
     assert!(
         show.contains("(old) started from an older configuration"),
         "{show}"
     );
     // An identical upload changes nothing and says nothing.
-    let text = ok(&home, &["add", "web"]);
+    let text = home.ok(&["add", "web"]);
     assert!(
         !text.contains("updated") && !text.contains("added"),
         "{text}"
     );
-    ok(&home, &["restart", "web"]);
+    home.ok(&["restart", "web"]);
     assert!(gone(one[0].1));
     home.settle("web", 1);
-    let show = ok(&home, &["show", "web"]);
+    let show = home.ok(&["show", "web"]);
     assert!(!show.contains("(old)"), "{show}");
 }
 
 #[test]
 fn show_and_inspect_print_what_the_daemon_has() {
     let home = home_with_apps(2);
-    ok(&home, &["add", "all"]);
-    ok(&home, &["start", "web"]);
+    home.ok(&["add", "all"]);
+    home.ok(&["start", "web"]);
     let web = home.settle("web", 2);
-    let show = ok(&home, &["show"]);
+    let show = home.ok(&["show"]);
     let lines: Vec<&str> = show.lines().collect();
     assert!(lines[0].starts_with("Process"), "{show}");
     for header in [
@@ -207,25 +195,25 @@ fn show_and_inspect_print_what_the_daemon_has() {
         "no colour without a terminal: {show:?}"
     );
     // Selectors narrow it.
-    let only = ok(&home, &["show", "web/1"]);
+    let only = home.ok(&["show", "web/1"]);
     assert!(!only.contains("web/0") && only.contains("web/1"), "{only}");
 
-    let inspect = ok(&home, &["inspect", "web"]);
+    let inspect = home.ok(&["inspect", "web"]);
     assert!(inspect.starts_with("web = {\n"), "{inspect}");
     assert!(inspect.contains("  instances: 2\n"), "{inspect}");
     assert!(inspect.contains("  env: { ... }\n"), "{inspect}");
     assert!(!inspect.contains("running:web/0"), "exact mode: app only");
-    let inspect = ok(&home, &["inspect", "web/0"]);
+    let inspect = home.ok(&["inspect", "web/0"]);
     assert!(inspect.starts_with("running:web/0 = {\n"), "{inspect}");
     assert!(
         inspect.contains(&format!("  pid: {}\n", web[0].1)),
         "{inspect}"
     );
-    let verbose = ok(&home, &["inspect", "web", "-v"]);
+    let verbose = home.ok(&["inspect", "web", "-v"]);
     assert!(verbose.contains("  env: {\n"), "{verbose}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&home, &["inspect", "web/1", "--json"])).unwrap();
+        serde_json::from_str(&home.ok(&["inspect", "web/1", "--json"])).unwrap();
     assert_eq!(json["processes"][0]["pid"], web[1].1);
     assert_eq!(json["applications"].as_array().unwrap().len(), 0);
 
@@ -236,7 +224,7 @@ fn show_and_inspect_print_what_the_daemon_has() {
 #[test]
 fn show_is_coloured_on_a_terminal_only() {
     let home = home_with_apps(1);
-    ok(&home, &["start", "web"]);
+    home.ok(&["start", "web"]);
     home.settle("web", 1);
     // `script` gives the CLI a pseudo-terminal.
     let run_in_pty = |no_color: bool| {
@@ -266,7 +254,7 @@ fn show_is_coloured_on_a_terminal_only() {
 #[test]
 fn log_prints_by_selector_merges_and_counts_lines() {
     let home = home_with_apps(2);
-    ok(&home, &["start", "all"]);
+    home.ok(&["start", "all"]);
     let web = home.settle("web", 2);
     let worker = home.settle("worker", 1);
     let has_third = |pid: u32| {
@@ -276,12 +264,12 @@ fn log_prints_by_selector_merges_and_counts_lines() {
     for (_, pid) in web.iter().chain(&worker) {
         assert!(wait_for(Duration::from_secs(10), || has_third(*pid)));
     }
-    let text = ok(&home, &["log", "web", "-n", "2"]);
+    let text = home.ok(&["log", "web", "-n", "2"]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines.iter().all(|l| l.starts_with("[LOG  ] [")), "{text}");
     // The last two of the app's records, whichever instance wrote last.
-    let everything = ok(&home, &["log", "web"]);
+    let everything = home.ok(&["log", "web"]);
     let tail: Vec<&str> = everything.lines().rev().take(2).collect();
     assert_eq!(
         lines,
@@ -294,22 +282,22 @@ fn log_prints_by_selector_merges_and_counts_lines() {
         "{text}"
     );
 
-    let text = ok(&home, &["log", "web/0"]);
+    let text = home.ok(&["log", "web/0"]);
     assert!(text.contains(&format!("first {}", web[0].1)), "{text}");
     assert!(!text.contains(&format!("first {}", web[1].1)), "{text}");
-    let text = ok(&home, &["log", &format!("pid={}", worker[0].1)]);
+    let text = home.ok(&["log", &format!("pid={}", worker[0].1)]);
     assert!(
         text.contains("worker/0") && !text.contains("web/"),
         "{text}"
     );
 
     // Two apps: -n counts per app, and the records are merged by time.
-    let text = ok(&home, &["log", "web", "worker", "-n", "1"]);
+    let text = home.ok(&["log", "web", "worker", "-n", "1"]);
     assert_eq!(text.lines().count(), 2, "{text}");
-    let text = ok(&home, &["log", "-n", "0"]);
+    let text = home.ok(&["log", "-n", "0"]);
     assert_eq!(text, "");
 
-    let json = ok(&home, &["log", "worker", "--json", "-n", "1"]);
+    let json = home.ok(&["log", "worker", "--json", "-n", "1"]);
     let record: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(record["app"], "worker");
     assert_eq!(record["type"], "stdout");
@@ -324,7 +312,7 @@ fn log_prints_by_selector_merges_and_counts_lines() {
 fn log_follow_streams_new_lines_until_interrupted() {
     use std::io::BufRead;
     let home = home_with_apps(1);
-    ok(&home, &["add", "all"]);
+    home.ok(&["add", "all"]);
     let mut follower = home
         .cmd(&["log", "-f", "-v", "web", "-n", "0"])
         .stdout(std::process::Stdio::piped())
@@ -352,7 +340,7 @@ fn log_follow_streams_new_lines_until_interrupted() {
         }
     };
     until("Keeping connection open");
-    ok(&home, &["start", "web", "worker"]);
+    home.ok(&["start", "web", "worker"]);
     let web = home.settle("web", 1);
     until(&format!("[STDOUT] third {}", web[0].1));
     nix::sys::signal::kill(
@@ -373,14 +361,14 @@ fn log_follow_streams_new_lines_until_interrupted() {
 #[test]
 fn delete_removes_apps_and_keeps_their_processes_as_outdated() {
     let home = home_with_apps(1);
-    ok(&home, &["start", "web"]);
+    home.ok(&["start", "web"]);
     let web = home.settle("web", 1);
-    let text = ok(&home, &["delete", "web"]);
+    let text = home.ok(&["delete", "web"]);
     assert!(text.contains("Delete 1 application..."), "{text}");
-    let show = ok(&home, &["show", "--no-upload"]);
+    let show = home.ok(&["show", "--no-upload"]);
     assert!(show.contains("web/0 (old)"), "{show}");
     assert!(alive(web[0].1));
-    ok(&home, &["stop", "web"]);
+    home.ok(&["stop", "web"]);
     assert!(gone(web[0].1));
     let err = fails(&home, &["delete", "web/0"], 1);
     assert!(err.contains("delete takes application names"), "{err}");
@@ -399,8 +387,8 @@ fn failures_set_the_exit_status() {
     let err = fails(&home, &["stop", "id=424242"], 1);
     assert!(err.contains("No process matches id=424242"), "{err}");
     // Nothing to stop in a known app is not a failure.
-    ok(&home, &["add", "web"]);
-    let text = ok(&home, &["stop", "web"]);
+    home.ok(&["add", "web"]);
+    let text = home.ok(&["stop", "web"]);
     assert!(text.contains("No process to stop matches web"), "{text}");
 
     // An app uploaded from another config file is refused without --force.
@@ -451,24 +439,24 @@ fn usage_errors_exit_2_before_touching_anything() {
 #[test]
 fn dry_run_launches_nothing_and_says_what_it_would_do() {
     let home = home_with_apps(2);
-    let text = ok(&home, &["start", "all", "--dry"]);
+    let text = home.ok(&["start", "all", "--dry"]);
     assert!(text.contains("[DRY]"), "{text}");
     assert!(text.contains("start(\"web\", {\"number\":1})"), "{text}");
     assert!(text.contains("Start 3 processes..."), "{text}");
     assert!(!home.socket().exists(), "--dry launched a daemon");
     // Against a running daemon it changes nothing either.
-    ok(&home, &["--launch"]);
-    ok(&home, &["start", "web", "--dry"]);
+    home.ok(&["--launch"]);
+    home.ok(&["start", "web", "--dry"]);
     assert!(home.processes().is_empty());
 }
 
 #[test]
 fn wait_kill_stops_everything_and_the_daemon() {
     let home = home_with_apps(2);
-    ok(&home, &["start", "all"]);
+    home.ok(&["start", "all"]);
     let pids: Vec<u32> = home.settle("web", 2).iter().map(|(_, p)| *p).collect();
     let daemon = home.daemon_pid().unwrap();
-    let text = ok(&home, &["--wait", "--kill", "stop", "all"]);
+    let text = home.ok(&["--wait", "--kill", "stop", "all"]);
     assert!(
         text.contains("Stop 3 processes, then wait for completion, then kill daemon..."),
         "{text}"

@@ -28,19 +28,7 @@ fn web(extra: &str) -> (Home, u16) {
 /// Runs the CLI with `PORT` in its environment (apps inherit it); asserts
 /// success and returns stdout.
 fn cli(home: &Home, port: u16, args: &[&str]) -> String {
-    let out = home
-        .cmd(args)
-        .env("PORT", port.to_string())
-        .output()
-        .unwrap();
-    home.remember_daemon();
-    assert!(
-        out.status.success(),
-        "final-pm {args:?}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    home.ok_with(args, &[("PORT", port.to_string())])
 }
 
 /// The pids that answered `requests` GETs on fresh connections (bodies

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Home, alive, node_installed, stderr, stdout, wait_for};
+use crate::harness::{Home, alive, node_installed, wait_for};
 
 /// Copies `examples/<name>` into the test's directory.
 fn copy_example(home: &Home, name: &str) {
@@ -41,17 +41,6 @@ pub fn get(port: u16) -> Option<String> {
     Some(body.to_owned())
 }
 
-fn ok(home: &Home, args: &[&str]) -> String {
-    let out = home.run(args);
-    assert!(
-        out.status.success(),
-        "final-pm {args:?}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn shell_notify_example_serves_and_restarts_gracefully() {
     if std::process::Command::new("python3")
@@ -67,14 +56,14 @@ fn shell_notify_example_serves_and_restarts_gracefully() {
     let port = free_port().to_string();
     let args = format!("static:args=[\"{port}\"]");
     let port: u16 = port.parse().unwrap();
-    ok(&home, &["--set", &args, "start", "static", "--wait"]);
+    home.ok(&["--set", &args, "start", "static", "--wait"]);
     let first = home.settle("static", 2);
     let body = get(port).expect("the example answers");
     assert!(body.starts_with("hello from "), "{body}");
 
     // READY=1 made them running; a restart replaces both once the new ones
     // sent READY=1.
-    ok(&home, &["--set", &args, "restart", "static"]);
+    home.ok(&["--set", &args, "restart", "static"]);
     let mut answered = 0;
     let replaced = wait_for(Duration::from_secs(15), || {
         if get(port).is_some() {
@@ -87,7 +76,7 @@ fn shell_notify_example_serves_and_restarts_gracefully() {
     let second = home.settle("static", 2);
     assert!(second.iter().all(|s| !first.contains(s)));
     assert!(get(port).is_some());
-    ok(&home, &["--kill", "--wait", "stop", "all"]);
+    home.ok(&["--kill", "--wait", "stop", "all"]);
     for (_, pid) in second {
         assert!(!alive(pid));
     }
@@ -105,21 +94,7 @@ fn quickstart_as_in_finalpms_readme() {
     let home = Home::new();
     copy_example(&home, "quickstart");
     let port = free_port();
-    let cli = |args: &[&str]| {
-        let out = home
-            .cmd(args)
-            .env("PORT", port.to_string())
-            .output()
-            .unwrap();
-        home.remember_daemon();
-        assert!(
-            out.status.success(),
-            "final-pm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    };
+    let cli = |args: &[&str]| home.ok_with(args, &[("PORT", port.to_string())]);
     let pids_answering = |requests: usize| {
         let mut pids = std::collections::BTreeSet::new();
         for _ in 0..requests {
@@ -266,7 +241,7 @@ process.on('SIGINT', () => {
         if let Some(package) = package {
             std::fs::write(home.dir.path().join("package.json"), package).unwrap();
         }
-        let started = ok(&home, &["start", "app", "--wait"]);
+        let started = home.ok(&["start", "app", "--wait"]);
         assert!(started.contains("Success"), "{file}: {started}");
         let first = home.settle("app", instances);
         let mut answered = std::collections::BTreeSet::new();
@@ -278,10 +253,10 @@ process.on('SIGINT', () => {
             answered.len() > 1 || instances == 1,
             "{file}: only one worker answered: {answered:?}"
         );
-        let logs = ok(&home, &["log", "app"]);
+        let logs = home.ok(&["log", "app"]);
         assert!(logs.contains("args: arg1 arg2"), "{file}: {logs}");
 
-        ok(&home, &["start", "app", "--wait"]);
+        home.ok(&["start", "app", "--wait"]);
         let second = home.settle("app", instances);
         for (_, pid) in &first {
             assert!(
@@ -292,7 +267,7 @@ process.on('SIGINT', () => {
         }
         assert!(get(PORT).is_some(), "{file}: nothing answers after restart");
 
-        ok(&home, &["--kill"]);
+        home.ok(&["--kill"]);
         for (_, pid) in &second {
             assert!(wait_for(Duration::from_secs(10), || !alive(*pid)));
         }

@@ -66,6 +66,30 @@ impl Home {
         out
     }
 
+    /// Runs `final-pm ARGS`, asserts that it succeeded and returns its
+    /// stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, &[])
+    }
+
+    /// [`Home::ok`] with extra environment variables, which the apps a
+    /// launched daemon starts inherit too.
+    pub fn ok_with(&self, args: &[&str], vars: &[(&str, String)]) -> String {
+        let mut cmd = self.cmd(args);
+        for (name, value) in vars {
+            cmd.env(name, value);
+        }
+        let out = cmd.output().unwrap();
+        self.remember_daemon();
+        assert!(
+            out.status.success(),
+            "final-pm {args:?} failed\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     /// The pid recorded in the daemon lock, if a daemon holds it.
     pub fn daemon_pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.lock()).ok()?;

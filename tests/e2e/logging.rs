@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Home, alive, stderr, stdout, wait_for};
+use crate::harness::{Home, alive, stdout, wait_for};
 
 /// A process the test started (a `log -f` client), killed when the test ends.
 struct Kid(Child);
@@ -18,18 +18,6 @@ impl Drop for Kid {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn ok(home: &Home, args: &[&str]) -> String {
-    let out = home.run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "final-pm {args:?} failed\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
 }
 
 fn read(home: &Home, name: &str) -> String {
@@ -102,7 +90,7 @@ fn app_lines_reach_log_txt_in_finalpms_format() {
     home.config(&format!(
         r#"{{"applications": [{{"name": "web", "run": "./app.sh", {NO_RESTART}}}]}}"#
     ));
-    ok(&home, &["start", "web"]);
+    home.ok(&["start", "web"]);
     let log = wait_file(&home, "log.txt", 10, |t| t.contains("[EXIT]"));
     let line = log.lines().find(|l| l.contains("[STDOUT]: hello")).unwrap();
     // [2026-11-22T03:24:05.117Z] [web/0 15549] [STDOUT]: hello 15549
@@ -147,7 +135,7 @@ fn a_burst_arrives_complete_and_in_order() {
     home.config(&format!(
         r#"{{"applications": [{{"name": "burst", "run": "./burst.sh", {NO_RESTART}}}]}}"#
     ));
-    ok(&home, &["start", "burst"]);
+    home.ok(&["start", "burst"]);
     let log = wait_file(&home, "log.txt", 120, |t| t.contains("[EXIT]"));
     let got = numbers(
         log.lines()
@@ -176,8 +164,8 @@ fn a_logger_that_cannot_start_never_blocks_the_app_and_drops_are_reported() {
         ]}}"#
     ));
     // The logger app is uploaded like any app (start uploads only `burst`).
-    ok(&home, &["add", "broken-logger"]);
-    ok(&home, &["start", "burst"]);
+    home.ok(&["add", "broken-logger"]);
+    home.ok(&["start", "burst"]);
     let mut text = String::new();
     let reported = wait_for(Duration::from_secs(20), || {
         text = stdout(&home.run(&["log", "burst", "-n", "1000"]));
@@ -198,7 +186,7 @@ fn a_logger_that_cannot_start_never_blocks_the_app_and_drops_are_reported() {
     );
     assert_eq!(kept.last(), Some(&2_000), "the newest line is kept");
     // The daemon is fine and the logger's failure is on record.
-    ok(&home, &["show"]);
+    home.ok(&["show"]);
     let all = stdout(&home.run(&["log", "broken-logger", "-n", "100"]));
     assert!(
         all.contains("[ERROR]") && all.contains("no-such-program"),
@@ -209,7 +197,7 @@ fn a_logger_that_cannot_start_never_blocks_the_app_and_drops_are_reported() {
         r#"{{"applications": [{{"name": "burst", "run": "./burst.sh", "logger": "nobody",
             "max-buffered-log-bytes": 20000, {NO_RESTART}}}]}}"#
     ));
-    ok(&home, &["start", "burst", "--force"]);
+    home.ok(&["start", "burst", "--force"]);
     let reported = wait_for(Duration::from_secs(20), || {
         text = stdout(&home.run(&["log", "burst", "-n", "10"]));
         text.matches("[EXIT] code=0").count() >= 1 && text.contains("\"nobody\"")
@@ -241,8 +229,8 @@ fn a_slow_logger_makes_the_app_wait_and_loses_nothing() {
               "ready-on": "instant", "stop-signal": "message"}}
         ]}}"#
     ));
-    ok(&home, &["add", "slow"]);
-    ok(&home, &["start", "writer"]);
+    home.ok(&["add", "slow"]);
+    home.ok(&["start", "writer"]);
     // When the app has written everything, most of it has already gone
     // through the logger: the app waited for it. Without backpressure the
     // 10 MB would sit in the daemon and the app would finish at once.
@@ -260,7 +248,7 @@ fn a_slow_logger_makes_the_app_wait_and_loses_nothing() {
         consumed > total / 2,
         "only {consumed} of {total} bytes had reached the logger when the app finished writing"
     );
-    ok(&home, &["stop", "writer"]);
+    home.ok(&["stop", "writer"]);
     let records = wait_file(&home, "records.jsonl", 60, |t| {
         t.contains("\"type\":\"exit\"")
     });
@@ -285,7 +273,7 @@ fn kill_flushes_the_last_lines_to_log_txt() {
     home.config(&format!(
         r#"{{"applications": [{{"name": "app", "run": "./app.sh", {NO_RESTART}}}]}}"#
     ));
-    ok(&home, &["start", "app"]);
+    home.ok(&["start", "app"]);
     let mut text = String::new();
     assert!(wait_for(Duration::from_secs(10), || {
         text = stdout(&home.run(&["log", "app", "-n", "5"]));
@@ -293,7 +281,7 @@ fn kill_flushes_the_last_lines_to_log_txt() {
     }));
     let pid = home.processes()[0]["pid"].as_u64().unwrap() as u32;
     let daemon = home.daemon_pid().unwrap();
-    ok(&home, &["--kill"]);
+    home.ok(&["--kill"]);
     assert!(wait_for(Duration::from_secs(10), || !alive(daemon)));
     assert!(!alive(pid));
     let log = read(&home, "log.txt");
@@ -343,8 +331,8 @@ fn a_node_logger_written_for_finalpm_receives_records_over_ipc() {
               "ready-on": "message", "stop-signal": "message"}}
         ]}}"#
     ));
-    ok(&home, &["add", "node-logger"]);
-    ok(&home, &["start", "app"]);
+    home.ok(&["add", "node-logger"]);
+    home.ok(&["start", "app"]);
     let log = wait_file(&home, "node-log.txt", 20, |t| t.contains(" exit "));
     assert!(log.contains("app/0 stdout hello node logger"), "{log}");
     assert!(
@@ -373,7 +361,7 @@ fn two_followers_see_lines_as_written_and_a_stuck_one_holds_nobody_back() {
     home.config(&format!(
         r#"{{"applications": [{{"name": "ticker", "run": "./ticker.sh", {NO_RESTART}}}]}}"#
     ));
-    ok(&home, &["start", "ticker"]);
+    home.ok(&["start", "ticker"]);
     let follow = |stdout: Stdio, stderr: Stdio| {
         Kid(home
             .cmd(&["log", "ticker", "-f", "-n", "0"])
@@ -437,7 +425,7 @@ fn a_logger_killed_midway_is_restarted_and_no_line_is_lost() {
     home.config(&format!(
         r#"{{"applications": [{{"name": "burst", "run": "./burst.sh", {NO_RESTART}}}]}}"#
     ));
-    ok(&home, &["start", "burst"]);
+    home.ok(&["start", "burst"]);
     // Kill the file-logger with SIGKILL as soon as it has written something.
     let mut killed = None;
     let found = wait_for(Duration::from_secs(30), || {

@@ -355,28 +355,16 @@ mod fast {
         /// An integer (a fraction or exponent is cut off).
         fn integer(&mut self) -> Option<i64> {
             self.ws();
-            let negative = self.b.get(self.i) == Some(&b'-');
-            if negative {
-                self.i += 1;
-            }
-            let start = self.i;
-            let mut n: i64 = 0;
-            while let Some(&d @ b'0'..=b'9') = self.b.get(self.i) {
-                n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-                self.i += 1;
-            }
-            if self.i == start {
-                return None;
-            }
+            let n = self.digits()?;
             while let Some(b'.' | b'e' | b'E' | b'+' | b'-' | b'0'..=b'9') = self.b.get(self.i) {
                 self.i += 1;
             }
-            Some(if negative { -n } else { n })
+            Some(n)
         }
 
         fn literal(&mut self, word: &[u8]) -> Option<()> {
             self.ws();
-            (self.b.get(self.i..self.i + word.len())? == word).then(|| self.i += word.len())
+            self.lit(word)
         }
 
         fn skip(&mut self, depth: u32) -> Option<()> {
