@@ -12,7 +12,8 @@
 //! - SIGKILL of a running process until its replacement ran its first line,
 //!   against one bare spawn;
 //! - 500 processes of a tiny program: start, `show`, daemon RSS;
-//! - loading a 200-app `process-config.json` (`final-pm --dry add all`);
+//! - loading a 200-app `process-config.json` (`final-pm --dry add all`), and a
+//!   1-app one for the fixed part;
 //! - zero-downtime restart: 4 cluster instances of a Node HTTP app restarted
 //!   3 times under load from 4 clients: requests served and failed;
 //! - log throughput: 2,000,000 lines of 100 bytes from one process until all
@@ -52,6 +53,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+mod apps200;
 mod reaper;
 use reaper::{Reaper, descendants, kill_everything_below, process_table};
 
@@ -764,44 +766,19 @@ fn scale_scenario(m: &mut Manager, marks: &Marks) {
     m.quit();
 }
 
-/// A 200-app configuration with the keys real configurations use.
-fn write_200_apps(dir: &Path) {
-    let apps: Vec<serde_json::Value> = (0..200)
-        .map(|i| {
-            serde_json::json!({
-                "name": format!("app-{i:03}"),
-                "run": "./server.js",
-                "args": ["--port", format!("{}", 8000 + i), "--verbose"],
-                "instances": 1 + i % 4,
-                "ready-on": if i % 2 == 0 { "listen" } else { "message" },
-                "stop-signal": "SIGTERM",
-                "restart-crashing-delay": 500,
-                "logger-args": [format!("logs/app-{i:03}.log")],
-                "stop-timeout": 10000,
-                "env": {"NODE_ENV": "production", "PORT": 8000 + i, "SERVICE": format!("svc-{i}")},
-            })
-        })
-        .collect();
-    fs::write(
-        dir.join("process-config.json"),
-        serde_json::to_string_pretty(&serde_json::json!({ "applications": apps })).unwrap(),
-    )
-    .unwrap();
-    fs::write(dir.join("server.js"), "// never run\n").unwrap();
-}
-
 /// `--dry add all` of the 200-app configuration.
 fn config_scenario(m: &mut Manager) {
     let s = m.kind.subject();
     let dir = m.app.join("config-200");
-    fs::create_dir_all(&dir).unwrap();
-    write_200_apps(&dir);
+    apps200::write(&dir, 200);
+    let one = m.app.join("config-1");
+    apps200::write(&one, 1);
     let home = m.home.clone();
-    let dry = || {
+    let dry = |dir: &Path| {
         let start = Instant::now();
         let out = m
             .command(&["--dry", "add", "all"])
-            .current_dir(&dir)
+            .current_dir(dir)
             .env("FINAL_PM_CONFIG_HOME", &home)
             .output()
             .unwrap();
@@ -815,7 +792,10 @@ fn config_scenario(m: &mut Manager) {
     };
     match m.kind {
         Kind::FinalPm => {
-            let samples = timed(100, 5, dry);
+            let samples = timed(100, 5, || dry(&dir));
+            // The same for one app: what an invocation costs besides the
+            // 200 apps (start-up, finding the file, the environment).
+            let baseline = timed(100, 5, || dry(&one));
             assert!(
                 !home.join("daemon.sock").exists(),
                 "--dry add all launched a daemon"
@@ -827,11 +807,18 @@ fn config_scenario(m: &mut Manager) {
                 "ms",
                 &samples,
             );
+            report(
+                "config-1",
+                s,
+                "whole `--dry add all`, 1 app, no daemon",
+                "ms",
+                &baseline,
+            );
         }
         Kind::Original => {
             // The original's --dry still connects (and launches a daemon), so it
             // is measured against a running daemon.
-            let samples = timed(5, 1, dry);
+            let samples = timed(5, 1, || dry(&dir));
             report(
                 "config-200",
                 s,

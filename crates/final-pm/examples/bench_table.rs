@@ -36,9 +36,34 @@ const ROWS: &[(&str, &str, &str)] = &[
     ),
     ("rpc-roundtrip", "one request on an open connection", ""),
     (
-        "config-200",
-        "`--dry add all` of 200 apps (no daemon)",
+        "config-load-cold",
+        "load + validate 200 apps, in-process, fresh process",
         "< 5 ms",
+    ),
+    (
+        "config-load-warm",
+        "load + validate 200 apps, in-process, repeated call",
+        "",
+    ),
+    (
+        "config-load-cold-1",
+        "load + validate 1 app, in-process, fresh process",
+        "",
+    ),
+    (
+        "config-load-warm-1",
+        "load + validate 1 app, in-process, repeated call",
+        "",
+    ),
+    (
+        "config-200",
+        "`--dry add all` of 200 apps, whole invocation (no daemon)",
+        "",
+    ),
+    (
+        "config-1",
+        "`--dry add all` of 1 app, whole invocation (no daemon)",
+        "",
     ),
     ("rss-idle", "daemon RSS, idle", "< 4 MB"),
     (

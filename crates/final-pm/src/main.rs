@@ -4,7 +4,6 @@
 
 mod action;
 mod cli;
-mod config;
 mod exit;
 mod help;
 mod inspect;
@@ -18,10 +17,12 @@ mod selector;
 mod show;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+// At the crate root, so that `crate::config` works as it did when the
+// loader was a module of the binary.
+use final_pm::config;
 
 use crate::cli::Cli;
 use crate::exit::Exit;
@@ -160,16 +161,8 @@ async fn run(
 /// Loads the configuration (files, `FINAL_PM_CONFIG_*`, `--set`): one group
 /// per distinct daemon socket.
 fn load_config(cli: &Cli) -> Result<Vec<config::Settings>, config::ConfigError> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    // Variables that are not UTF-8 cannot be configuration; they are left out
-    // of what apps inherit too, rather than mangled.
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    config::load(&config::LoadOptions {
-        cwd,
-        configs: cli.config.clone(),
-        sets: cli.set.clone(),
-        env,
-    })
+    config::load(&config::LoadOptions::from_process(
+        cli.config.clone(),
+        cli.set.clone(),
+    ))
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub enum Origin {
     /// A configuration file (absolute path).
     File(PathBuf),
     /// A `--set` argument (the argument as given, shown in messages so the
@@ -43,7 +43,7 @@ impl fmt::Display for Origin {
 /// else by its position in `applications` (an app whose `name` is not a
 /// string has no name to show).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AppLabel {
+pub enum AppLabel {
     /// The app's name (possibly invalid, shown as written).
     Named(String),
     /// Zero-based index in the `applications` array.
@@ -64,7 +64,7 @@ impl fmt::Display for AppLabel {
 /// The CLI prints it once (`final-pm: error: {err}`) and exits 1; nothing in
 /// the message depends on how the loader works inside.
 #[derive(Debug)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// A `-c` path that names no file, and no configuration file was found
     /// by searching upwards from it.
     NotFound {

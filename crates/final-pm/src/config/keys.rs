@@ -27,7 +27,7 @@ const MAX_INSTANCES: i64 = 65_536;
 
 /// The variables FinalPM's `ignore-env` lists by default: values that differ
 /// between shells of the same user and so must not make an app "changed".
-pub(crate) const DEFAULT_IGNORE_ENV: [&str; 34] = [
+pub const DEFAULT_IGNORE_ENV: [&str; 34] = [
     "PWD",
     "OLDPWD",
     "_",
@@ -66,7 +66,7 @@ pub(crate) const DEFAULT_IGNORE_ENV: [&str; 34] = [
 
 /// A top-level key that `--set` and `FINAL_PM_CONFIG_*` may address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TopKey {
+pub enum TopKey {
     /// `home`.
     Home,
     /// `socket`.
@@ -85,7 +85,7 @@ pub(crate) enum TopKey {
 
 impl TopKey {
     /// Every top-level key, in the order the docs list them.
-    pub(crate) const ALL: [Self; 7] = [
+    pub const ALL: [Self; 7] = [
         Self::Home,
         Self::Socket,
         Self::DaemonLog,
@@ -96,7 +96,7 @@ impl TopKey {
     ];
 
     /// The key as written in files and on the command line.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Home => "home",
             Self::Socket => "socket",
@@ -130,7 +130,7 @@ pub(crate) fn top_key_list() -> String {
 
 /// An application key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AppKey {
+pub enum AppKey {
     Name,
     Type,
     Mode,
@@ -162,7 +162,7 @@ pub(crate) enum AppKey {
 
 impl AppKey {
     /// Every application key, in the order the docs list them.
-    pub(crate) const ALL: [Self; 27] = [
+    pub const ALL: [Self; 27] = [
         Self::Name,
         Self::Type,
         Self::Mode,
@@ -193,7 +193,7 @@ impl AppKey {
     ];
 
     /// The key as written in files and on the command line.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Name => "name",
             Self::Type => "type",
@@ -262,9 +262,9 @@ pub(crate) fn unknown_app_key(name: &str) -> String {
 /// `app.env` only the app's own `env` object; `super::finish_app` resolves
 /// the paths and puts the app's variables over the CLI's environment.
 #[derive(Debug, Clone)]
-pub(crate) struct Draft {
+pub struct Draft {
     /// The typed application.
-    pub(crate) app: AppConfig,
+    pub app: AppConfig,
     /// `base-path` as written; `None` = the config file's folder.
     pub(crate) base_path: Option<String>,
     /// Where the application object was written.
@@ -276,7 +276,7 @@ pub(crate) struct Draft {
 
 impl Draft {
     /// An application with every key at its default, written at `origin`.
-    pub(crate) fn new(origin: &Origin) -> Self {
+    pub fn new(origin: &Origin) -> Self {
         Self {
             app: AppConfig::new("default", "./", "./server.js"),
             base_path: None,

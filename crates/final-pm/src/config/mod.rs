@@ -63,48 +63,66 @@ use final_pm_protocol::AppConfig;
 use serde_json::Value;
 
 pub(crate) use self::discover::resolve_config;
-pub(crate) use self::error::{AppLabel, ConfigError, Origin};
+pub use self::error::{AppLabel, ConfigError, Origin};
 use self::error::{describe, suggest};
-pub(crate) use self::keys::{AppKey, DEFAULT_IGNORE_ENV, Draft, TopKey};
+pub use self::keys::{AppKey, DEFAULT_IGNORE_ENV, Draft, TopKey};
 use self::overrides::{Globals, Top};
 
 /// What the CLI knows when it loads configurations.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LoadOptions {
+pub struct LoadOptions {
     /// The CLI's working directory (absolute): base of `-c`, `home` and
     /// `base-path`.
-    pub(crate) cwd: PathBuf,
+    pub cwd: PathBuf,
     /// The `-c` values as given; empty = search from `.`, and finding nothing
     /// is fine.
-    pub(crate) configs: Vec<String>,
+    pub configs: Vec<String>,
     /// The `--set` values as given.
-    pub(crate) sets: Vec<String>,
+    pub sets: Vec<String>,
     /// The CLI's environment, in order (a later duplicate wins). Apps get it,
     /// and `FINAL_PM_CONFIG_*` and `HOME` are read from it, never from the
     /// process, so tests and the daemon see exactly what the CLI saw.
-    pub(crate) env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
+}
+
+impl LoadOptions {
+    /// The options of this process: its working directory and environment,
+    /// with the given `-c` and `--set` values.
+    ///
+    /// Variables that are not UTF-8 cannot be configuration; they are left
+    /// out of what apps inherit too, rather than mangled.
+    pub fn from_process(configs: Vec<String>, sets: Vec<String>) -> Self {
+        Self {
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            configs,
+            sets,
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
 }
 
 /// The configuration for one daemon (one socket).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// The state directory (absolute).
-    pub(crate) home: PathBuf,
+    pub home: PathBuf,
     /// The control socket (absolute).
-    pub(crate) socket: PathBuf,
+    pub socket: PathBuf,
     /// Where the daemon's output goes (absolute).
-    pub(crate) daemon_log: PathBuf,
+    pub daemon_log: PathBuf,
     /// The applications, unique by name, in definition order.
-    pub(crate) apps: Vec<AppConfig>,
+    pub apps: Vec<AppConfig>,
     /// The configuration files that contributed, in load order.
-    pub(crate) config_paths: Vec<PathBuf>,
+    pub config_paths: Vec<PathBuf>,
 }
 
 /// Loads, validates and resolves every configuration, grouped by socket.
 ///
 /// Without any configuration file the result is one [`Settings`] with no
 /// apps (overrides still set `home`, `socket` and `daemon-log`).
-pub(crate) fn load(opts: &LoadOptions) -> Result<Vec<Settings>, ConfigError> {
+pub fn load(opts: &LoadOptions) -> Result<Vec<Settings>, ConfigError> {
     let overrides = overrides::parse(&opts.sets, &opts.env)?;
     let context = Context::new(opts, &Globals::from_overrides(&overrides));
     let files = locate(opts, &context.user_home)?;
