@@ -164,7 +164,7 @@ impl Client {
                 max: MAX_LINE_LENGTH,
             }),
             Frame::Line(line) => {
-                serde_json::from_slice(&line)
+                DaemonMessage::from_json(&line)
                     .map(Some)
                     .map_err(|source| ProtocolError::Json {
                         line_excerpt: String::from_utf8_lossy(&line[..line.len().min(200)])

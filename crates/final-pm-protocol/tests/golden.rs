@@ -262,6 +262,46 @@ fn daemon_message_tells_replies_from_events() {
 }
 
 #[test]
+fn daemon_message_decodes_every_golden_reply_and_event_like_its_type() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (kind, is_event) in [("response", false), ("event", true)] {
+        for entry in std::fs::read_dir(dir.join(kind)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expected = if is_event {
+                DaemonMessage::Event(serde_json::from_str(&text).unwrap())
+            } else {
+                DaemonMessage::Response(serde_json::from_str(&text).unwrap())
+            };
+            let line = text.trim_end().as_bytes();
+            assert_eq!(
+                DaemonMessage::from_json(line).unwrap(),
+                expected,
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                serde_json::from_slice::<DaemonMessage>(line).unwrap(),
+                expected
+            );
+        }
+    }
+    // Fields this version does not know are ignored, in any order.
+    let info = r#"{"processes":[],"later":1,"pid":7,"applications":[],"type":"info","daemon_version":"9"}"#;
+    assert_eq!(
+        DaemonMessage::from_json(info.as_bytes()).unwrap(),
+        DaemonMessage::Response(Response::Info {
+            applications: Vec::new(),
+            processes: Vec::new(),
+            daemon_version: "9".into(),
+            pid: 7,
+        })
+    );
+    assert!(DaemonMessage::from_json(br#"{"type":"info","pid":7}"#).is_err());
+    assert!(DaemonMessage::from_json(br#"{"pid":7}"#).is_err());
+}
+
+#[test]
 fn unknown_error_codes_are_accepted() {
     let reply: Response =
         serde_json::from_str(r#"{"type":"error","code":"from_the_future","message":"x"}"#).unwrap();
