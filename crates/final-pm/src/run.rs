@@ -116,9 +116,12 @@ pub(crate) async fn group(
         }
     }
 
-    // The daemon's state (after the upload).
+    // The daemon's state (after the upload), which every action reads; the
+    // options alone (`--launch`, `--kill`, `--wait`) need none of it.
     let mut snapshot = Snapshot::default();
-    if let Some(client) = &mut client {
+    if let Some(client) = &mut client
+        && invocation.is_some()
+    {
         out.debug(&["Command"], "info()");
         if let Response::Info {
             applications,
