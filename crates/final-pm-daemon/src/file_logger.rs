@@ -111,27 +111,70 @@ fn run(path: &std::path::Path) -> io::Result<()> {
             Err(err) => return Err(err),
         };
         let end = filled + n;
-        let mut start = 0;
-        while let Some(pos) = memchr::memchr(b'\n', &buffer[start..end]) {
-            format_record(&buffer[start..start + pos], &mut clock, &mut out);
-            written += 1;
-            start += pos + 1;
+        // At the end of stdin, an unterminated last line counts too.
+        let (used, records) = convert(&buffer[..end], n == 0, &mut clock, &mut out);
+        if records > 0 {
+            // The daemon's lines are copied from where they were read;
+            // `out` holds the lines only when some needed formatting.
+            if out.is_empty() {
+                file.write_all(&buffer[..used])?;
+            } else {
+                file.write_all(&out)?;
+                out.clear();
+            }
+            written += records;
+            acknowledge(&mut ipc, written);
         }
         if n == 0 {
-            if start < end {
-                format_record(&buffer[start..end], &mut clock, &mut out);
-                written += 1;
-            }
-            file.write_all(&out)?;
-            acknowledge(&mut ipc, written);
             return Ok(());
         }
-        buffer.copy_within(start..end, 0);
-        filled = end - start;
-        file.write_all(&out)?;
-        out.clear();
-        acknowledge(&mut ipc, written);
+        buffer.copy_within(used..end, 0);
+        filled = end - used;
     }
+}
+
+/// Turns the complete lines at the start of `input` (all of it when
+/// `last`) into the file's lines; returns how many bytes of `input` they
+/// took and how many records they were. Lines the daemon formatted (they
+/// start with `[`) need no work: as long as every line is one, `out` stays
+/// empty and `input[..used]` is what the file gets. Otherwise `out` holds
+/// every line, converted or copied, in order.
+fn convert(input: &[u8], last: bool, clock: &mut TimeCache, out: &mut Vec<u8>) -> (usize, u64) {
+    let mut records = 0;
+    let mut start = 0;
+    // Where the copied lines not yet in `out` begin.
+    let mut copied = 0;
+    loop {
+        let end = match memchr::memchr(b'\n', &input[start..]) {
+            Some(pos) => start + pos,
+            None if last && start < input.len() => input.len(),
+            None => break,
+        };
+        let line = &input[start..end];
+        if line.first() != Some(&b'[') {
+            out.extend_from_slice(&input[copied..start]);
+            format_record(line, clock, out);
+            copied = (end + 1).min(input.len());
+        }
+        records += 1;
+        start = (end + 1).min(input.len());
+        if start == input.len() {
+            break;
+        }
+    }
+    if !out.is_empty() {
+        out.extend_from_slice(&input[copied..start]);
+        if last && start == input.len() && input.last() != Some(&b'\n') && copied < start {
+            // A copied unterminated last line gets its newline.
+            out.push(b'\n');
+        }
+    } else if last && start == input.len() && records > 0 && input.last() != Some(&b'\n') {
+        // The only case where the input itself is not the file's bytes: an
+        // unterminated copied last line.
+        out.extend_from_slice(input);
+        out.push(b'\n');
+    }
+    (start, records)
 }
 
 /// The daemon stops its logger by closing stdin (and then sends `"stop"`);
@@ -739,6 +782,47 @@ mod tests {
     #[test]
     fn what_is_not_a_record_is_written_as_it_is() {
         assert_eq!(format("not json"), "not json\n");
+    }
+
+    /// What the file gets from one read of `input`: (bytes, records, bytes
+    /// of the input left for the next read).
+    fn convert_read(input: &str, last: bool) -> (String, u64, usize) {
+        let mut out = Vec::new();
+        let (used, records) = convert(input.as_bytes(), last, &mut TimeCache::default(), &mut out);
+        let file = if out.is_empty() {
+            &input.as_bytes()[..used]
+        } else {
+            &out[..]
+        };
+        (
+            String::from_utf8(file.to_vec()).unwrap(),
+            records,
+            input.len() - used,
+        )
+    }
+
+    #[test]
+    fn formatted_lines_are_written_from_the_read_and_partial_ones_wait() {
+        assert_eq!(
+            convert_read("[a] x\n[b] y\n[c", false),
+            ("[a] x\n[b] y\n".to_owned(), 2, 2)
+        );
+        assert_eq!(convert_read("[c", false), (String::new(), 0, 2));
+        assert_eq!(convert_read("[c] z", true), ("[c] z\n".to_owned(), 1, 0));
+        assert_eq!(convert_read("", true), (String::new(), 0, 0));
+    }
+
+    #[test]
+    fn json_records_among_formatted_lines_keep_their_place() {
+        let json = r#"{"type":"exit","text":"a\nb","timestamp":0,"app":"web","process":null}"#;
+        let input = format!("[a] x\n{json}\n\n[b] y\nnot json");
+        let expected = format!("[a] x\n{}\n[b] y\n", format(json));
+        assert_eq!(convert_read(&input, false), (expected.clone(), 4, 8));
+        assert_eq!(
+            convert_read(&input, true),
+            (format!("{expected}not json\n"), 5, 0)
+        );
+        assert_eq!(convert_read("[a] x\nnot json", true).0, "[a] x\nnot json\n");
     }
 
     #[test]

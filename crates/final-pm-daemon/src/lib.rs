@@ -34,6 +34,7 @@ mod lines;
 mod listen;
 mod logging;
 mod logjson;
+mod records;
 mod server;
 mod spawn;
 mod supervisor;

@@ -14,37 +14,49 @@
 //!
 //! [`finish`]: LineSplitter::finish
 
-use std::ops::Range;
-
-/// One completed line inside a [`Batch`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Span {
-    /// Where the kept bytes are in [`Batch::data`] (without `\n` and a
-    /// trailing `\r`).
-    pub(crate) range: Range<usize>,
-    /// Bytes dropped beyond the length limit.
-    pub(crate) truncated: u64,
-}
-
-/// Completed lines of one stream, stored back to back.
+/// Completed lines of one stream, stored back to back: line `i` is
+/// `data[ends[i - 1]..ends[i]]` (from 0 for the first). One allocation
+/// holds every line of a read, and the log buffer keeps it as it is (see
+/// `records.rs`), so a line is never allocated on its own.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
-    /// The bytes of every line.
+    /// The kept bytes of every line (without `\n` and a trailing `\r`).
     pub(crate) data: Vec<u8>,
-    /// The lines, in order.
-    pub(crate) lines: Vec<Span>,
+    /// Where each line ends in `data`.
+    pub(crate) ends: Vec<usize>,
+    /// `(line, bytes dropped beyond the length limit)` for the lines that
+    /// were cut, in order; most batches have none.
+    pub(crate) truncated: Vec<(usize, u64)>,
 }
 
 impl Batch {
-    /// The kept bytes of a line.
-    pub(crate) fn bytes(&self, span: &Span) -> &[u8] {
-        &self.data[span.range.clone()]
+    /// How many lines.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The lines in order: kept bytes and bytes dropped.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        let mut cut = self.truncated.iter().peekable();
+        let mut start = 0;
+        self.ends.iter().enumerate().map(move |(i, &end)| {
+            let line = &self.data[start..end];
+            start = end;
+            let dropped = match cut.peek() {
+                Some(&&(at, n)) if at == i => {
+                    cut.next();
+                    n
+                }
+                _ => 0,
+            };
+            (line, dropped)
+        })
     }
 
     /// What the lines cost in a log buffer: their kept bytes plus one per
     /// line (so empty lines are not free).
     pub(crate) fn cost(&self) -> u64 {
-        self.lines.iter().map(|l| (l.range.len() + 1) as u64).sum()
+        (self.data.len() + self.ends.len()) as u64
     }
 }
 
@@ -87,7 +99,7 @@ impl LineSplitter {
 
     /// The completed lines so far, if any; the unfinished line stays.
     pub(crate) fn take_batch(&mut self) -> Option<Batch> {
-        if self.batch.lines.is_empty() {
+        if self.batch.ends.is_empty() {
             return None;
         }
         // The next batch's buffer is sized like this one, so a busy stream
@@ -100,7 +112,8 @@ impl LineSplitter {
             &mut self.batch,
             Batch {
                 data: rest,
-                lines: Vec::new(),
+                ends: Vec::new(),
+                truncated: Vec::new(),
             },
         ))
     }
@@ -133,10 +146,12 @@ impl LineSplitter {
         }
         self.dropped_cr = false;
         let truncated = std::mem::take(&mut self.dropped);
-        self.batch.lines.push(Span {
-            range: self.start..end,
-            truncated,
-        });
+        if truncated > 0 {
+            self.batch
+                .truncated
+                .push((self.batch.ends.len(), truncated));
+        }
+        self.batch.ends.push(end);
         self.start = end;
     }
 }
@@ -147,14 +162,8 @@ mod tests {
 
     fn lines(batch: &Batch) -> Vec<(String, u64)> {
         batch
-            .lines
             .iter()
-            .map(|l| {
-                (
-                    String::from_utf8(batch.bytes(l).to_vec()).unwrap(),
-                    l.truncated,
-                )
-            })
+            .map(|(line, dropped)| (String::from_utf8(line.to_vec()).unwrap(), dropped))
             .collect()
     }
 
@@ -237,7 +246,7 @@ mod tests {
         let mut splitter = LineSplitter::new(100);
         splitter.push(b"\xff\xfe\n");
         let batch = splitter.take_batch().unwrap();
-        assert_eq!(batch.bytes(&batch.lines[0]), b"\xff\xfe");
+        assert_eq!(batch.iter().next(), Some((&b"\xff\xfe"[..], 0)));
     }
 
     #[test]

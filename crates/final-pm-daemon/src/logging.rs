@@ -54,6 +54,7 @@ use tracing::{info, warn};
 use crate::child::{Budget, FeedMode};
 use crate::lines::Batch;
 use crate::logjson;
+use crate::records::{Meta, RecordView, Records};
 
 /// Encoded bytes handed to one feeder write.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -98,31 +99,13 @@ impl LoggerKey {
     }
 }
 
-/// One stored record; the app name is the buffer's.
-#[derive(Debug)]
-struct Entry {
-    seq: u64,
-    timestamp: u64,
-    kind: LogKind,
-    process: Option<LogProcess>,
-    text: Box<str>,
-    truncated: u64,
-}
-
-impl Entry {
-    /// Room the record took in the [`Budget`] (see `Batch::cost`).
-    fn cost(&self) -> u64 {
-        self.text.len() as u64 + 1
-    }
-}
-
 /// One app's records at one logger (see the module docs).
 #[derive(Debug)]
 struct AppBuffer {
     app: String,
     /// The app name as a JSON string literal, encoded once.
     app_json: Vec<u8>,
-    entries: VecDeque<Entry>,
+    entries: Records,
     /// Sum of the texts' bytes.
     bytes: u64,
     max: u64,
@@ -148,7 +131,7 @@ impl AppBuffer {
         Self {
             app: app.config.name.clone(),
             app_json,
-            entries: VecDeque::new(),
+            entries: Records::default(),
             bytes: 0,
             max: app.config.max_buffered_log_bytes,
             retention: retention_of(app),
@@ -171,35 +154,66 @@ impl AppBuffer {
         self.budget.grow_to(self.max);
     }
 
-    fn push(&mut self, entry: Entry, accepting: bool) {
-        let size = entry.text.len() as u64;
+    /// Makes room for `size` more bytes of text by evicting the oldest
+    /// records (down to 75 % of the limit once it is reached).
+    fn make_room(&mut self, size: u64, accepting: bool) {
+        self.expires = None;
+        if self.bytes + size <= self.max {
+            return;
+        }
+        let target = self.max / 4 * 3;
+        while self.bytes + size > target {
+            if self.delivered == 0 && accepting {
+                // Undelivered records wait for the logger; the budget
+                // bounds them.
+                break;
+            }
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old as u64;
+            if self.delivered == 0 {
+                self.dropped += 1;
+            }
+            self.delivered = self.delivered.saturating_sub(1);
+            self.sent = self.sent.saturating_sub(1);
+            self.released = self.released.saturating_sub(1);
+        }
+    }
+
+    /// Stores one record.
+    fn push(&mut self, seq: u64, meta: Meta, text: String, truncated: u64, accepting: bool) {
+        let size = text.len() as u64;
         if size > self.max {
             // Spec §7.5: a record larger than the whole buffer is not kept.
             return;
         }
-        self.expires = None;
-        if self.bytes + size > self.max {
-            let target = self.max / 4 * 3;
-            while self.bytes + size > target {
-                if self.delivered == 0 && accepting {
-                    // Undelivered records wait for the logger; the budget
-                    // bounds them.
-                    break;
-                }
-                let Some(old) = self.entries.pop_front() else {
-                    break;
-                };
-                self.bytes -= old.text.len() as u64;
-                if self.delivered == 0 {
-                    self.dropped += 1;
-                }
-                self.delivered = self.delivered.saturating_sub(1);
-                self.sent = self.sent.saturating_sub(1);
-                self.released = self.released.saturating_sub(1);
-            }
-        }
+        self.make_room(size, accepting);
         self.bytes += size;
-        self.entries.push_back(entry);
+        self.entries.push_one(seq, meta, text, truncated);
+    }
+
+    /// Stores the lines of one read, numbered from `first_seq`.
+    fn push_batch(&mut self, first_seq: u64, meta: Meta, batch: Batch, accepting: bool) {
+        let size = batch.data.len() as u64;
+        if size > self.max {
+            // Larger than the whole buffer (a small `max-buffered-log-bytes`):
+            // line by line, so each line gets the rule for one record.
+            for (i, (line, truncated)) in batch.iter().enumerate() {
+                let text = String::from_utf8_lossy(line).into_owned();
+                self.push(
+                    first_seq + i as u64,
+                    meta.clone(),
+                    text,
+                    truncated,
+                    accepting,
+                );
+            }
+            return;
+        }
+        self.make_room(size, accepting);
+        self.bytes += size;
+        self.entries.push_batch(first_seq, meta, batch);
     }
 
     /// Marks the next `n` sent records delivered.
@@ -217,8 +231,8 @@ impl AppBuffer {
         }
         let cost: u64 = self
             .entries
-            .range(self.released..self.sent)
-            .map(Entry::cost)
+            .runs(self.released, self.sent)
+            .map(|run| run.cost())
             .sum();
         self.released = self.sent;
         let give = cost.min(self.held);
@@ -236,14 +250,14 @@ impl AppBuffer {
         self.delivered < self.entries.len()
     }
 
-    fn record(&self, entry: &Entry) -> LogRecord {
+    fn record(&self, entry: RecordView<'_>) -> LogRecord {
         LogRecord {
             kind: entry.kind,
-            text: entry.text.to_string(),
+            text: entry.text.to_owned(),
             bytes: entry.text.len() as u64,
             timestamp: entry.timestamp,
             app: self.app.clone(),
-            process: entry.process.clone(),
+            process: entry.process.cloned(),
             truncated: entry.truncated,
         }
     }
@@ -658,17 +672,12 @@ impl Logging {
                     return;
                 };
                 publish(&self.followers, seq, || record.clone());
-                buffer.push(
-                    Entry {
-                        seq,
-                        timestamp: record.timestamp,
-                        kind: record.kind,
-                        process: record.process,
-                        text: record.text.into_boxed_str(),
-                        truncated: record.truncated,
-                    },
-                    accepting,
-                );
+                let meta = Meta {
+                    timestamp: record.timestamp,
+                    kind: record.kind,
+                    process: record.process,
+                };
+                buffer.push(seq, meta, record.text, record.truncated, accepting);
                 if !accepting {
                     buffer.release_held();
                 }
@@ -711,7 +720,7 @@ impl Logging {
         process: LogProcess,
         kind: LogKind,
         timestamp: u64,
-        batch: &Batch,
+        batch: Batch,
         held: u64,
     ) {
         let Some(route) = self.routes.get(&id) else {
@@ -720,9 +729,9 @@ impl Logging {
         let key = match route {
             Route::Logger(key) => key,
             Route::Plain => {
-                for span in &batch.lines {
+                for (line, truncated) in batch.iter() {
                     self.seq += 1;
-                    let text = String::from_utf8_lossy(batch.bytes(span)).into_owned();
+                    let text = String::from_utf8_lossy(line).into_owned();
                     let record = LogRecord {
                         kind,
                         bytes: text.len() as u64,
@@ -730,7 +739,7 @@ impl Logging {
                         timestamp,
                         app: app.to_owned(),
                         process: Some(process.clone()),
-                        truncated: span.truncated,
+                        truncated,
                     };
                     self.push_plain(self.seq, record);
                 }
@@ -745,30 +754,29 @@ impl Logging {
             return;
         };
         buffer.held += held;
-        let follow = self.followers.receiver_count() > 0;
-        // One UTF-8 check for the whole batch; lines end at ASCII bytes, so
-        // each is then a valid slice (unless truncation cut a character).
-        let all = std::str::from_utf8(&batch.data).ok();
-        for span in &batch.lines {
-            self.seq += 1;
-            let text: Box<str> = match all.and_then(|all| all.get(span.range.clone())) {
-                Some(text) => text.into(),
-                None => String::from_utf8_lossy(batch.bytes(span)).into(),
-            };
-            let entry = Entry {
-                seq: self.seq,
-                timestamp,
-                kind,
-                process: Some(process.clone()),
-                text,
-                truncated: span.truncated,
-            };
-            if follow {
-                let record = buffer.record(&entry);
-                publish(&self.followers, self.seq, || record);
+        let first_seq = self.seq + 1;
+        self.seq += batch.len() as u64;
+        if self.followers.receiver_count() > 0 {
+            for (i, (line, truncated)) in batch.iter().enumerate() {
+                let text = String::from_utf8_lossy(line).into_owned();
+                let record = LogRecord {
+                    kind,
+                    bytes: text.len() as u64,
+                    text,
+                    timestamp,
+                    app: app.to_owned(),
+                    process: Some(process.clone()),
+                    truncated,
+                };
+                publish(&self.followers, first_seq + i as u64, || record);
             }
-            buffer.push(entry, accepting);
         }
+        let meta = Meta {
+            timestamp,
+            kind,
+            process: Some(process),
+        };
+        buffer.push_batch(first_seq, meta, batch, accepting);
         if !accepting {
             buffer.release_held();
             if buffer.dropped > 0
@@ -906,7 +914,9 @@ impl Logging {
                     buffer
                         .entries
                         .iter()
-                        .filter(|e| by_id(&e.process))
+                        .filter(|e| {
+                            ids.is_empty() || e.process.is_some_and(|p| ids.contains(&p.id))
+                        })
                         .map(|e| (e.timestamp, e.seq, buffer.record(e))),
                 );
             }
@@ -951,27 +961,45 @@ fn feed(
     let mut encoder = logjson::Encoder::default();
     for buffer in buffers.values_mut() {
         encoder.reset();
+        // The builtin file-logger: its lines, formatted here (see
+        // `logjson::Encoder::push_line`); a newline in the app name would
+        // split them, so such an app's records go as JSON.
+        let lines = process.acks && !buffer.app.contains('\n');
         while buffer.sent < buffer.entries.len() && process.in_flight_bytes < FEED_WINDOW {
-            let mut bytes = Vec::with_capacity(CHUNK_BYTES + 8 * 1024);
             let start = buffer.sent;
-            for entry in buffer.entries.range(start..) {
-                let record = logjson::RecordRef {
-                    kind: entry.kind,
-                    text: &entry.text,
-                    timestamp: entry.timestamp,
-                    app_json: &buffer.app_json,
-                    process: entry.process.as_ref(),
-                    truncated: entry.truncated,
-                };
-                if process.acks {
-                    // The builtin file-logger: its lines, formatted here.
-                    encoder.push_line(&mut bytes, &buffer.app, record);
-                } else {
-                    encoder.push(&mut bytes, record);
+            let mut bytes = Vec::with_capacity(chunk_estimate(buffer, lines));
+            'runs: for run in buffer.entries.runs_from(start) {
+                if lines && !run.multiline() {
+                    let prefix = encoder.line_prefix(&buffer.app, run.meta());
+                    for text in run.texts() {
+                        bytes.extend_from_slice(prefix);
+                        bytes.extend_from_slice(text.as_bytes());
+                        bytes.push(b'\n');
+                        buffer.sent += 1;
+                        if bytes.len() >= CHUNK_BYTES {
+                            break 'runs;
+                        }
+                    }
+                    continue;
                 }
-                buffer.sent += 1;
-                if bytes.len() >= CHUNK_BYTES {
-                    break;
+                for entry in run.records() {
+                    let record = logjson::RecordRef {
+                        kind: entry.kind,
+                        text: entry.text,
+                        timestamp: entry.timestamp,
+                        app_json: &buffer.app_json,
+                        process: entry.process,
+                        truncated: entry.truncated,
+                    };
+                    if lines {
+                        encoder.push_line(&mut bytes, &buffer.app, record);
+                    } else {
+                        encoder.push(&mut bytes, record);
+                    }
+                    buffer.sent += 1;
+                    if bytes.len() >= CHUNK_BYTES {
+                        break 'runs;
+                    }
                 }
             }
             let records = buffer.sent - start;
@@ -991,6 +1019,22 @@ fn feed(
     }
 }
 
+/// Room for the next feeder write of `buffer`'s unsent records: their text
+/// plus what each line adds, at most one chunk. Sized to what is there
+/// rather than a whole chunk, since most writes are of one read's lines and
+/// a larger allocation would be mapped and faulted in for nothing.
+fn chunk_estimate(buffer: &AppBuffer, lines: bool) -> usize {
+    let per_line = if lines { 64 } else { 256 };
+    let mut estimate = 0;
+    for run in buffer.entries.runs_from(buffer.sent) {
+        estimate += run.cost() as usize + run.len() * per_line;
+        if estimate >= CHUNK_BYTES {
+            break;
+        }
+    }
+    estimate.min(CHUNK_BYTES) + 8 * 1024
+}
+
 /// Appends a `dropped` record with the count of records lost so far.
 fn report_dropped(
     followers: &broadcast::Sender<Published>,
@@ -1006,18 +1050,23 @@ fn report_dropped(
         if count == 1 { "" } else { "s" }
     );
     warn!(app = %buffer.app, "{text}");
-    let entry = Entry {
-        seq,
+    let record = LogRecord {
+        kind: LogKind::Dropped,
+        bytes: text.len() as u64,
+        text: text.clone(),
+        timestamp,
+        app: buffer.app.clone(),
+        process: None,
+        truncated: 0,
+    };
+    publish(followers, seq, || record);
+    let meta = Meta {
         timestamp,
         kind: LogKind::Dropped,
         process: None,
-        text: text.into(),
-        truncated: 0,
     };
-    let record = buffer.record(&entry);
-    publish(followers, seq, || record);
     // Pushed as accepting, so the report itself never counts as dropped.
-    buffer.push(entry, true);
+    buffer.push(seq, meta, text, 0, true);
 }
 
 fn publish(followers: &broadcast::Sender<Published>, seq: u64, record: impl FnOnce() -> LogRecord) {
@@ -1087,7 +1136,7 @@ mod tests {
             process(0),
             LogKind::Stdout,
             1,
-            &lines(&["a", "b"]),
+            lines(&["a", "b"]),
             0,
         );
         let actions = logging.drive(now, 1);
@@ -1126,7 +1175,7 @@ mod tests {
             process(0),
             LogKind::Stdout,
             1,
-            &lines(&["a", "b", "c"]),
+            lines(&["a", "b", "c"]),
             0,
         );
         logging.drive(now, 1);
@@ -1163,7 +1212,7 @@ mod tests {
                 process(0),
                 LogKind::Stdout,
                 i,
-                &lines(&[&line]),
+                lines(&[&line]),
                 40,
             );
         }
@@ -1185,7 +1234,7 @@ mod tests {
                 process(0),
                 LogKind::Stdout,
                 i,
-                &lines(&["0123456789"]),
+                lines(&["0123456789"]),
                 0,
             );
         }
@@ -1201,7 +1250,7 @@ mod tests {
             process(0),
             LogKind::Stdout,
             9,
-            &lines(&["0123456789"]),
+            lines(&["0123456789"]),
             0,
         );
         assert!(texts(&logging, "web").len() <= 2, "delivered ones go");
@@ -1216,7 +1265,7 @@ mod tests {
             process(0),
             LogKind::Stdout,
             1,
-            &lines(&["a"]),
+            lines(&["a"]),
             0,
         );
         logging.drive(now, 1);

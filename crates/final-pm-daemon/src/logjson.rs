@@ -163,35 +163,46 @@ impl Encoder {
             self.push(out, record);
             return;
         }
+        let meta = crate::records::Meta {
+            timestamp: record.timestamp,
+            kind: record.kind,
+            process: record.process.cloned(),
+        };
+        self.line_prefix(app, &meta);
+        out.extend_from_slice(&self.line_prefix);
+        out.extend_from_slice(record.text.as_bytes());
+        out.push(b'\n');
+    }
+
+    /// The file-logger's line up to the text
+    /// (`[2026-11-22T03:24:05.117Z] [web/1 15549] [STDOUT]: `) for records
+    /// of `app` with these fields; made once for all the lines of a read.
+    pub(crate) fn line_prefix(&mut self, app: &str, meta: &crate::records::Meta) -> &[u8] {
         let same = self
             .line_key
             .as_ref()
             .is_some_and(|(timestamp, process, kind)| {
-                *timestamp == record.timestamp
-                    && *kind == record.kind
-                    && process.as_ref() == record.process
+                *timestamp == meta.timestamp && *kind == meta.kind && *process == meta.process
             });
         if !same {
             let prefix = &mut self.line_prefix;
             prefix.clear();
             prefix.push(b'[');
-            self.clock.push_iso(prefix, record.timestamp);
+            self.clock.push_iso(prefix, meta.timestamp);
             prefix.extend_from_slice(b"] [");
             prefix.extend_from_slice(app.as_bytes());
-            if let Some(p) = record.process {
+            if let Some(p) = &meta.process {
                 prefix.push(b'/');
                 push_u64(prefix, u64::from(p.number));
                 prefix.push(b' ');
                 push_i64(prefix, p.pid);
             }
             prefix.extend_from_slice(b"] [");
-            prefix.extend(record.kind.as_str().bytes().map(|c| c.to_ascii_uppercase()));
+            prefix.extend(meta.kind.as_str().bytes().map(|c| c.to_ascii_uppercase()));
             prefix.extend_from_slice(b"]: ");
-            self.line_key = Some((record.timestamp, record.process.cloned(), record.kind));
+            self.line_key = Some((meta.timestamp, meta.process.clone(), meta.kind));
         }
-        out.extend_from_slice(&self.line_prefix);
-        out.extend_from_slice(record.text.as_bytes());
-        out.push(b'\n');
+        &self.line_prefix
     }
 
     /// Forgets the remembered fields (a new buffer: another app).

@@ -723,7 +723,7 @@ impl Supervisor {
                 };
                 let timestamp = self.clock.ms(now);
                 self.logging
-                    .push_output(id, &watched.app, process, kind, timestamp, &batch, held);
+                    .push_output(id, &watched.app, process, kind, timestamp, batch, held);
             }
             ChildEvent::Fed { id, inc, records } => {
                 if self.is_current(id, inc) {

@@ -73,6 +73,54 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// What a live process has used so far: user and system CPU seconds, read
+/// and write syscalls (`/proc/PID/io`), and context switches it asked for
+/// (blocking) or suffered (preempted). Printed per run, to see where the
+/// time goes, not reported as figures.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    user: f64,
+    system: f64,
+    reads: u64,
+    writes: u64,
+    voluntary: u64,
+    involuntary: u64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Some(Self {
+            user: ticks(11)? as f64 / 100.0,
+            system: ticks(12)? as f64 / 100.0,
+            reads: field(&io, "syscr:"),
+            writes: field(&io, "syscw:"),
+            voluntary: field(&status, "voluntary_ctxt_switches:"),
+            involuntary: field(&status, "nonvoluntary_ctxt_switches:"),
+        })
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "user {:.2} s sys {:.2} s, {} reads {} writes, {} + {} switches",
+            self.user, self.system, self.reads, self.writes, self.voluntary, self.involuntary
+        )
+    }
+}
+
 /// Whether the last few KiB of `path` hold the app's exit record.
 fn ends_with_exit(path: &Path) -> bool {
     let Ok(mut file) = std::fs::File::open(path) else {
@@ -143,6 +191,8 @@ struct Run {
     logger_kib: u64,
     daemon_cpu: f64,
     logger_cpu: f64,
+    daemon_usage: Usage,
+    logger_usage: Usage,
 }
 
 /// One run through a fresh daemon.
@@ -188,6 +238,7 @@ fn through_final_pm(exe: &Path, generator: &Path, dir: &Path, lines: u64) -> Run
         let mut daemon_kib = 0;
         let mut logger_pid = None;
         let mut logger_cpu = 0.0;
+        let mut logger_usage = Usage::default();
         let deadline = start + Duration::from_secs(300);
         loop {
             if logger_pid.is_none()
@@ -201,6 +252,7 @@ fn through_final_pm(exe: &Path, generator: &Path, dir: &Path, lines: u64) -> Run
             if let Some(pid) = logger_pid {
                 logger_kib = logger_kib.max(peak_rss_kib(pid).unwrap_or(0));
                 logger_cpu = cpu_seconds(pid).unwrap_or(logger_cpu);
+                logger_usage = Usage::of(pid).unwrap_or(logger_usage);
             }
             daemon_kib = daemon_kib.max(peak_rss_kib(daemon_pid).unwrap_or(0));
             if ends_with_exit(&log) {
@@ -215,8 +267,17 @@ fn through_final_pm(exe: &Path, generator: &Path, dir: &Path, lines: u64) -> Run
         let seconds = start.elapsed().as_secs_f64();
         daemon_kib = daemon_kib.max(peak_rss_kib(daemon_pid).unwrap_or(0));
         let daemon_cpu = cpu_seconds(daemon_pid).unwrap_or(0.0);
+        let daemon_usage = Usage::of(daemon_pid).unwrap_or_default();
         let _ = client.call(Request::KillDaemon {}).await;
-        (seconds, daemon_kib, logger_kib, daemon_cpu, logger_cpu)
+        (
+            seconds,
+            daemon_kib,
+            logger_kib,
+            daemon_cpu,
+            logger_cpu,
+            daemon_usage,
+            logger_usage,
+        )
     });
     // The daemon exits after its reply; make sure before the next run.
     let gone = Instant::now() + Duration::from_secs(10);
@@ -234,6 +295,8 @@ fn through_final_pm(exe: &Path, generator: &Path, dir: &Path, lines: u64) -> Run
         logger_kib: result.2,
         daemon_cpu: result.3,
         logger_cpu: result.4,
+        daemon_usage: result.5,
+        logger_usage: result.6,
     }
 }
 
@@ -269,6 +332,8 @@ fn main() {
             "run {run}: final-pm {:.3} s, pipe {pipe:.3} s, lost {}, out of order {}, daemon peak {} KiB, logger peak {} KiB, cpu daemon {:.2} s logger {:.2} s",
             r.seconds, r.lost, r.disorder, r.daemon_kib, r.logger_kib, r.daemon_cpu, r.logger_cpu
         );
+        eprintln!("  daemon: {}", r.daemon_usage);
+        eprintln!("  logger: {}", r.logger_usage);
         daemon_cpu.push(r.daemon_cpu);
         logger_cpu.push(r.logger_cpu);
         ours.push(r.seconds);
