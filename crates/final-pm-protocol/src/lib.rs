@@ -62,8 +62,8 @@ pub mod response;
 pub use client::Client;
 pub use error::ProtocolError;
 pub use model::{
-    AppConfig, AppInfo, AppType, Generation, KillSignal, LogKind, LogProcess, LogRecord, Mode,
-    ProcessId, ProcessInfo, ReadyOn, StopSignal,
+    AppConfig, AppInfo, AppType, Environment, EnvironmentIter, Generation, KillSignal, LogKind,
+    LogProcess, LogRecord, Mode, ProcessId, ProcessInfo, ReadyOn, StopSignal,
 };
 pub use request::Request;
 pub use response::{DaemonMessage, ErrorCode, ErrorResponse, Event, Response};

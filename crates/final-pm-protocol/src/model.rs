@@ -7,10 +7,14 @@
 //! `max-instances`, ...) so a user reads the same key in a config file, in
 //! `inspect` and on the wire; protocol message fields are snake_case.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, btree_map};
 use std::fmt;
+use std::iter::Peekable;
+use std::ops::Index;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The daemon's own identifier of a managed process.
 ///
@@ -208,7 +212,7 @@ pub struct AppConfig {
     pub interpreter: Option<String>,
     /// The complete environment of the processes.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: Environment,
     /// Variables whose changes do not count as a configuration change.
     #[serde(default)]
     pub ignore_env: Vec<String>,
@@ -317,7 +321,7 @@ impl AppConfig {
             args: Vec::new(),
             node_args: Vec::new(),
             interpreter: None,
-            env: BTreeMap::new(),
+            env: Environment::new(),
             ignore_env: Vec::new(),
             ready_on: ReadyOn::Listen,
             stop_signal: StopSignal::Sigint,
@@ -362,6 +366,192 @@ impl fmt::Debug for AppConfig {
             .field("ready_on", &self.ready_on)
             .field("instances", &self.instances)
             .finish_non_exhaustive()
+    }
+}
+
+/// The environment of an app's processes: the variables inherited from where
+/// the configuration was loaded, with the app's own `env` on top.
+///
+/// Inherited variables are shared: the CLI gives its 200 apps one copy of
+/// its environment rather than 200. Everywhere else it is one map of the
+/// merged variables: on the wire (a JSON object sorted by name, so the
+/// protocol does not see the difference), in equality, iteration and
+/// lookups. A map read from the wire is the app's own, inheriting nothing.
+#[derive(Clone, Default)]
+pub struct Environment {
+    /// Shared with other apps; `None` when nothing is inherited.
+    inherited: Option<Arc<BTreeMap<String, String>>>,
+    /// The app's own variables, over the inherited ones.
+    own: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// An empty environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same variables of its own, inheriting `inherited` below them
+    /// (instead of whatever it inherited before).
+    pub fn inheriting(self, inherited: Arc<BTreeMap<String, String>>) -> Self {
+        Self {
+            inherited: Some(inherited),
+            own: self.own,
+        }
+    }
+
+    /// The value of variable `name`.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.own
+            .get(name)
+            .or_else(|| self.inherited.as_deref()?.get(name))
+    }
+
+    /// Whether variable `name` is set.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets variable `name` over any inherited value.
+    pub fn insert(&mut self, name: String, value: String) {
+        self.own.insert(name, value);
+    }
+
+    /// Keeps only the variables for which `keep` is true. The result
+    /// inherits nothing: this is for one-off comparisons, not the hot path.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        let mut merged: BTreeMap<String, String> = match self.inherited.take() {
+            Some(inherited) => Arc::unwrap_or_clone(inherited),
+            None => BTreeMap::new(),
+        };
+        merged.append(&mut self.own);
+        merged.retain(|name, value| keep(name, value));
+        self.own = merged;
+    }
+
+    /// The variables, sorted by name.
+    pub fn iter(&self) -> EnvironmentIter<'_> {
+        EnvironmentIter {
+            inherited: self.inherited.as_deref().map(|map| map.iter().peekable()),
+            own: self.own.iter().peekable(),
+        }
+    }
+
+    /// The names, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.iter().map(|(name, _)| name)
+    }
+
+    /// The number of variables.
+    pub fn len(&self) -> usize {
+        match &self.inherited {
+            None => self.own.len(),
+            Some(inherited) => {
+                inherited.len()
+                    + self
+                        .own
+                        .keys()
+                        .filter(|name| !inherited.contains_key(*name))
+                        .count()
+            }
+        }
+    }
+
+    /// Whether no variable is set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The variables of an [`Environment`], sorted by name, an own variable
+/// in place of an inherited one of the same name.
+#[derive(Debug)]
+pub struct EnvironmentIter<'a> {
+    inherited: Option<Peekable<btree_map::Iter<'a, String, String>>>,
+    own: Peekable<btree_map::Iter<'a, String, String>>,
+}
+
+impl<'a> Iterator for EnvironmentIter<'a> {
+    type Item = (&'a String, &'a String);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(inherited) = &mut self.inherited else {
+            return self.own.next();
+        };
+        match (inherited.peek(), self.own.peek()) {
+            (Some((a, _)), Some((b, _))) => match a.cmp(b) {
+                Ordering::Less => inherited.next(),
+                Ordering::Equal => {
+                    inherited.next();
+                    self.own.next()
+                }
+                Ordering::Greater => self.own.next(),
+            },
+            (Some(_), None) => inherited.next(),
+            (None, _) => self.own.next(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Environment {
+    type Item = (&'a String, &'a String);
+    type IntoIter = EnvironmentIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl From<BTreeMap<String, String>> for Environment {
+    fn from(own: BTreeMap<String, String>) -> Self {
+        Self {
+            inherited: None,
+            own,
+        }
+    }
+}
+
+impl FromIterator<(String, String)> for Environment {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        BTreeMap::from_iter(iter).into()
+    }
+}
+
+impl PartialEq for Environment {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Environment {}
+
+impl Index<&str> for Environment {
+    type Output = String;
+
+    fn index(&self, name: &str) -> &String {
+        match self.get(name) {
+            Some(value) => value,
+            None => panic!("environment variable {name:?} is not set"),
+        }
+    }
+}
+
+/// Values can hold secrets: only the names are printed.
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.keys()).finish()
+    }
+}
+
+impl Serialize for Environment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(deserializer).map(Self::from)
     }
 }
 

@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use final_pm_protocol::{
-    AppConfig, AppInfo, DaemonMessage, ErrorCode, Event, Generation, LogKind, LogProcess,
-    LogRecord, ProcessId, ProcessInfo, ReadyOn, Request, Response, StopSignal,
+    AppConfig, AppInfo, DaemonMessage, Environment, ErrorCode, Event, Generation, LogKind,
+    LogProcess, LogRecord, ProcessId, ProcessInfo, ReadyOn, Request, Response, StopSignal,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 fn app() -> AppConfig {
     let mut app = AppConfig::new("web", "/srv/web", "/srv/web/server.js");
     app.args = vec!["--port".into(), "8080".into()];
-    app.env = BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]);
+    app.env = BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]).into();
     app.ready_on = ReadyOn::Message;
     app.stop_signal = StopSignal::Sigterm;
     app.instances = 2;
@@ -333,4 +334,39 @@ fn app_config_debug_hides_environment_values() {
     let text = format!("{:?}", app());
     assert!(text.contains("NODE_ENV"));
     assert!(!text.contains("production"), "{text}");
+}
+
+/// The CLI shares its environment between apps; the daemon must not be able
+/// to tell: on the wire and in comparisons an app that inherits variables is
+/// the app with the merged map, its own variables winning.
+#[test]
+fn inherited_environment_is_the_merged_map() {
+    let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    let shared = Arc::new(BTreeMap::from([
+        pair("NODE_ENV", "development"),
+        pair("PATH", "/bin"),
+    ]));
+    let mut inheriting = app();
+    inheriting.env = Environment::from(BTreeMap::from([pair("NODE_ENV", "production")]))
+        .inheriting(Arc::clone(&shared));
+    let mut flat = app();
+    flat.env = BTreeMap::from([pair("NODE_ENV", "production"), pair("PATH", "/bin")]).into();
+
+    let json = serde_json::to_string(&inheriting).unwrap();
+    assert_eq!(json, serde_json::to_string(&flat).unwrap());
+    assert_eq!(inheriting, flat);
+    assert_eq!(serde_json::from_str::<AppConfig>(&json).unwrap(), flat);
+    assert_eq!(inheriting.env.len(), 2);
+    assert_eq!(inheriting.env["NODE_ENV"], "production");
+    assert_eq!(
+        inheriting.env.keys().collect::<Vec<_>>(),
+        ["NODE_ENV", "PATH"]
+    );
+
+    // Leaving a variable out (as change detection does for `ignore-env`)
+    // removes it, not just the app's own value over the inherited one.
+    inheriting.env.retain(|name, _| name != "NODE_ENV");
+    assert_eq!(inheriting.env.get("NODE_ENV"), None);
+    assert_eq!(inheriting.env.len(), 1);
+    assert_eq!(shared.len(), 2, "the shared map is not changed");
 }

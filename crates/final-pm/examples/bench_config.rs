@@ -19,7 +19,11 @@
 //!   allocator has its memory.
 //!
 //! Each timed call ends when `load` returns; freeing its result is not timed
-//! (the CLI never frees it, it exits), but done before the next call. Children run in the configuration's
+//! (the CLI never frees it, it exits), but done before the next call. Every
+//! call is timed twice: wall time, what the target is about, and the CPU
+//! time of the thread (user and kernel, so page faults count), which other
+//! work on the machine disturbs far less: on shared cores the wall figures
+//! swing by 2× between runs while the CPU figures stay put. Children run in the configuration's
 //! folder with the driver's environment plus `FINAL_PM_CONFIG_HOME` set to a
 //! temporary folder, as `bench_managers` runs the CLI; the environment's size
 //! matters, as every app gets a copy, so it is printed.
@@ -32,7 +36,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use nix::time::{ClockId, clock_gettime};
 
 use final_pm::config::{self, LoadOptions};
 
@@ -56,7 +62,7 @@ fn main() {
     for apps in [200, 1] {
         let dir = temp.path().join(format!("config-{apps}"));
         apps200::write(&dir, apps);
-        let run = |calls: usize| -> Vec<f64> {
+        let run = |calls: usize| -> Vec<(f64, f64)> {
             let out = Command::new(std::env::current_exe().unwrap())
                 .args(["--calls", &calls.to_string(), &apps.to_string()])
                 .current_dir(&dir)
@@ -71,23 +77,33 @@ fn main() {
             String::from_utf8(out.stdout)
                 .unwrap()
                 .lines()
-                .map(|line| line.parse().unwrap())
+                .map(|line| {
+                    let (wall, cpu) = line.split_once(' ').unwrap();
+                    (wall.parse().unwrap(), cpu.parse().unwrap())
+                })
                 .collect()
         };
-        let cold: Vec<f64> = (0..runs).map(|_| run(1)[0]).collect();
+        let cold: Vec<(f64, f64)> = (0..runs).map(|_| run(1)[0]).collect();
         let warm = run(runs + 1)[1..].to_vec();
         let suffix = if apps == 1 { "-1" } else { "" };
         let what = if apps == 1 { "1 app" } else { "200 apps" };
-        report(
-            &format!("config-load-cold{suffix}"),
-            &format!("load + validate, {what}, in-process: first call of a fresh process"),
-            &cold,
-        );
-        report(
-            &format!("config-load-warm{suffix}"),
-            &format!("load + validate, {what}, in-process: repeated call"),
-            &warm,
-        );
+        for (kind, samples, when) in [
+            ("cold", &cold, "first call of a fresh process"),
+            ("warm", &warm, "repeated call"),
+        ] {
+            let wall: Vec<f64> = samples.iter().map(|&(wall, _)| wall).collect();
+            let cpu: Vec<f64> = samples.iter().map(|&(_, cpu)| cpu).collect();
+            report(
+                &format!("config-load-{kind}{suffix}"),
+                &format!("load + validate, {what}, in-process: {when}"),
+                &wall,
+            );
+            report(
+                &format!("config-load-{kind}-cpu{suffix}"),
+                &format!("load + validate, {what}, in-process: {when}, thread CPU time"),
+                &cpu,
+            );
+        }
     }
     assert!(
         !home.join("daemon.sock").exists(),
@@ -96,14 +112,16 @@ fn main() {
 }
 
 /// Times `calls` loads of the configuration in the cwd, which must yield
-/// `apps` apps, and prints each in ms.
+/// `apps` apps, and prints the wall and CPU time of each in ms.
 fn child(calls: usize, apps: usize) {
     let mut took = Vec::with_capacity(calls);
     for _ in 0..calls {
+        let cpu_start = thread_cpu_time();
         let start = Instant::now();
         let opts = LoadOptions::from_process(Vec::new(), Vec::new());
         let loaded = config::load(&opts);
-        took.push(start.elapsed());
+        let wall = start.elapsed();
+        took.push((wall, thread_cpu_time() - cpu_start));
         let groups = loaded.unwrap_or_else(|err| panic!("the configuration does not load: {err}"));
         assert_eq!(groups[0].apps.len(), apps);
         assert!(Path::new(&groups[0].apps[0].run).is_absolute());
@@ -111,9 +129,20 @@ fn child(calls: usize, apps: usize) {
         // call reuses the memory, as a warm loop does.
         drop((opts, groups));
     }
-    for took in took {
-        println!("{:.4}", took.as_secs_f64() * 1e3);
+    for (wall, cpu) in took {
+        println!(
+            "{:.4} {:.4}",
+            wall.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e3
+        );
     }
+}
+
+/// The CPU time this thread has used (user and system).
+fn thread_cpu_time() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .unwrap()
+        .into()
 }
 
 fn report(scenario: &str, what: &str, samples: &[f64]) {

@@ -46,6 +46,16 @@ const ROWS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "config-load-cold-cpu",
+        "the same, fresh process, thread CPU time",
+        "",
+    ),
+    (
+        "config-load-warm-cpu",
+        "the same, repeated call, thread CPU time",
+        "",
+    ),
+    (
         "config-load-cold-1",
         "load + validate 1 app, in-process, fresh process",
         "",
@@ -53,6 +63,16 @@ const ROWS: &[(&str, &str, &str)] = &[
     (
         "config-load-warm-1",
         "load + validate 1 app, in-process, repeated call",
+        "",
+    ),
+    (
+        "config-load-cold-cpu-1",
+        "the same, 1 app, fresh process, thread CPU time",
+        "",
+    ),
+    (
+        "config-load-warm-cpu-1",
+        "the same, 1 app, repeated call, thread CPU time",
         "",
     ),
     (

@@ -163,9 +163,7 @@ pub(crate) fn changed_keys(old: &AppConfig, new: &AppConfig) -> Vec<String> {
 
 fn comparable(config: &AppConfig, ignored: &[&str]) -> BTreeMap<String, serde_json::Value> {
     let mut config = config.clone();
-    config
-        .env
-        .retain(|name, _| !ignored.contains(&name.as_str()));
+    config.env.retain(|name, _| !ignored.contains(&name));
     match serde_json::to_value(&config) {
         Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
         // AppConfig is a struct of strings, numbers, lists and string-keyed

@@ -356,7 +356,7 @@ impl Draft {
             AppKey::Args => app.args = strings(value)?,
             AppKey::NodeArgs => app.node_args = strings(value)?,
             AppKey::Interpreter => app.interpreter = optional_string(value)?,
-            AppKey::Env => app.env = environment(value)?,
+            AppKey::Env => app.env = environment(value)?.into(),
             AppKey::ReadyOn => {
                 app.ready_on = choice(
                     value,

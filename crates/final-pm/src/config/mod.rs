@@ -53,10 +53,10 @@ mod overrides;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use final_pm_daemon::paths;
 use final_pm_protocol::AppConfig;
@@ -146,8 +146,8 @@ struct Context<'a> {
     user_home: PathBuf,
     /// final-pm's home unless configured.
     default_home: PathBuf,
-    /// The CLI's environment.
-    env: BTreeMap<String, String>,
+    /// The CLI's environment, shared by every app that inherits it unchanged.
+    env: Arc<BTreeMap<String, String>>,
     /// `ignore-env`, stamped on every app.
     ignore_env: Vec<String>,
     /// `npm-global-config`, absolute.
@@ -189,7 +189,7 @@ impl<'a> Context<'a> {
             }),
             user_home,
             default_home,
-            env,
+            env: Arc::new(env),
         }
     }
 }
@@ -223,7 +223,7 @@ fn load_one(
 ) -> Result<Settings, ConfigError> {
     let mut top = Top::default();
     let mut drafts = Vec::new();
-    let mut env = Cow::Borrowed(&cx.env);
+    let mut env = Arc::clone(&cx.env);
     if let Some(file) = file {
         let npm_vars = npm::package_env(
             file,
@@ -232,7 +232,7 @@ fn load_one(
             &cx.npm_user_config,
         )?;
         if !npm_vars.is_empty() {
-            env.to_mut().extend(npm_vars);
+            Arc::make_mut(&mut env).extend(npm_vars);
         }
         let document = read_document(file, cx.cwd, &env)?;
         read_top(
@@ -354,7 +354,7 @@ fn finish(
     cx: &Context<'_>,
     top: Top,
     drafts: Vec<Draft>,
-    env: &BTreeMap<String, String>,
+    env: &Arc<BTreeMap<String, String>>,
 ) -> Result<Settings, ConfigError> {
     let home = top.home.map_or_else(
         || cx.default_home.clone(),
@@ -398,7 +398,7 @@ fn finish_app(
     draft: Draft,
     cx: &Context<'_>,
     default_base: &Path,
-    env: &BTreeMap<String, String>,
+    env: &Arc<BTreeMap<String, String>>,
     config_path: Option<&String>,
 ) -> Result<AppConfig, ConfigError> {
     let Draft {
@@ -430,9 +430,9 @@ fn finish_app(
     let run = utf8(run, "run")?;
     app.cwd = cwd;
     app.run = run;
-    // The app's own variables go over the config environment.
-    let own = std::mem::replace(&mut app.env, env.clone());
-    app.env.extend(own);
+    // The app's own variables go over the config environment, which all
+    // apps of the file share.
+    app.env = std::mem::take(&mut app.env).inheriting(Arc::clone(env));
     app.ignore_env.clone_from(&cx.ignore_env);
     app.config_path = config_path.cloned();
     Ok(app)
