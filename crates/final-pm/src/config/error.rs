@@ -15,7 +15,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use super::json::Json;
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,21 +185,27 @@ impl std::error::Error for ConfigError {
 /// A short rendering of a JSON value for "got …" in messages: scalars as
 /// JSON text, long strings cut, containers by kind only (they can be large
 /// and the key already says where to look).
-pub(crate) fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Json<'_>) -> String {
     const MAX: usize = 60;
     match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if s.chars().count() > MAX => {
+        Json::Null => "null".to_owned(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::String(s) if s.chars().count() > MAX => {
             let cut: String = s.chars().take(MAX).collect();
-            format!("{}…", Value::String(cut))
+            format!("{}…", quoted(&cut))
         }
-        Value::String(_) => value.to_string(),
-        Value::Array(items) if items.is_empty() => "an empty array".to_owned(),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
+        Json::String(s) => quoted(s),
+        Json::Array(items) if items.is_empty() => "an empty array".to_owned(),
+        Json::Array(_) => "an array".to_owned(),
+        Json::Object(_) => "an object".to_owned(),
     }
+}
+
+/// `text` as a JSON string, quoted and escaped.
+pub(crate) fn quoted(text: &str) -> String {
+    // Serializing a string cannot fail; the fallback only avoids a panic path.
+    serde_json::to_string(text).unwrap_or_else(|_| format!("{text:?}"))
 }
 
 /// The known name closest to `unknown`, if it is close enough to be a typo

@@ -214,7 +214,7 @@ fn outcome(
             other => failed(format!(
                 "expected the script to export an object (or a promise of one, or a function returning \
                  either), got {}",
-                other.map_or_else(|| "no value".to_owned(), describe)
+                other.map_or_else(|| "no value".to_owned(), |value| describe(&value.into()))
             )),
         },
     }

@@ -13,10 +13,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::error::{AppLabel, ConfigError, Origin, describe, quoted, suggest};
+use super::json::Json;
 use final_pm_protocol::{AppConfig, AppType, KillSignal, Mode, ReadyOn, StopSignal};
-use serde_json::{Map, Value};
-
-use super::error::{AppLabel, ConfigError, Origin, describe, suggest};
 
 /// The largest integer JSON numbers carry exactly (2^53 − 1); the limit of
 /// FinalPM's byte counts, and a sane bound for every millisecond value.
@@ -334,7 +333,7 @@ impl Draft {
     }
 
     /// Sets `key` from `value`, converting and validating it.
-    pub(crate) fn set(&mut self, key: AppKey, value: &Value) -> Result<(), String> {
+    pub(crate) fn set(&mut self, key: AppKey, value: &Json<'_>) -> Result<(), String> {
         let app = &mut self.app;
         match key {
             AppKey::Name => app.name = name(value)?,
@@ -453,11 +452,11 @@ impl Draft {
     /// Reads one element of `applications`. `name` is read first so that
     /// every later problem can name the application.
     pub(crate) fn from_json(
-        value: &Value,
+        value: &Json<'_>,
         index: usize,
         origin: &Origin,
     ) -> Result<Self, ConfigError> {
-        let Value::Object(map) = value else {
+        let Json::Object(map) = value else {
             return Err(ConfigError::app(
                 origin,
                 AppLabel::Index(index),
@@ -465,18 +464,10 @@ impl Draft {
                 format!("expected an application object, got {}", describe(value)),
             ));
         };
-        Self::from_map(map, index, origin)
-    }
-
-    fn from_map(
-        map: &Map<String, Value>,
-        index: usize,
-        origin: &Origin,
-    ) -> Result<Self, ConfigError> {
         let mut draft = Self::new(origin);
-        if let Some(value) = map.get("name") {
+        if let Some(value) = value.get("name") {
             let label = match value {
-                Value::String(written) => AppLabel::Named(written.clone()),
+                Json::String(written) => AppLabel::Named(written.to_string()),
                 _ => AppLabel::Index(index),
             };
             draft
@@ -504,8 +495,8 @@ impl Draft {
 }
 
 /// Reads an `applications` array and checks that names are unique in it.
-pub(crate) fn applications(value: &Value, origin: &Origin) -> Result<Vec<Draft>, ConfigError> {
-    let Value::Array(items) = value else {
+pub(crate) fn applications(value: &Json<'_>, origin: &Origin) -> Result<Vec<Draft>, ConfigError> {
+    let Json::Array(items) = value else {
         return Err(ConfigError::top(
             origin,
             "applications",
@@ -545,37 +536,37 @@ pub(crate) fn check_unique_names(drafts: &[Draft]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn expected(what: &str, value: &Value) -> String {
+fn expected(what: &str, value: &Json<'_>) -> String {
     format!("expected {what}, got {}", describe(value))
 }
 
 /// A non-empty string.
-pub(crate) fn string(value: &Value) -> Result<String, String> {
+pub(crate) fn string(value: &Json<'_>) -> Result<String, String> {
     match value {
-        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        Json::String(s) if !s.is_empty() => Ok(s.to_string()),
         _ => Err(expected("a non-empty string", value)),
     }
 }
 
-fn optional_string(value: &Value) -> Result<Option<String>, String> {
+fn optional_string(value: &Json<'_>) -> Result<Option<String>, String> {
     match value {
-        Value::Null => Ok(None),
-        Value::String(s) if !s.is_empty() => Ok(Some(s.clone())),
+        Json::Null => Ok(None),
+        Json::String(s) if !s.is_empty() => Ok(Some(s.to_string())),
         _ => Err(expected("a non-empty string or null", value)),
     }
 }
 
 /// An array of non-empty strings (FinalPM refused empty arguments too).
-pub(crate) fn strings(value: &Value) -> Result<Vec<String>, String> {
+pub(crate) fn strings(value: &Json<'_>) -> Result<Vec<String>, String> {
     const WHAT: &str = "an array of non-empty strings such as [\"a\", \"b\"]";
-    let Value::Array(items) = value else {
+    let Json::Array(items) = value else {
         return Err(expected(WHAT, value));
     };
     items
         .iter()
         .enumerate()
         .map(|(index, item)| match item {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            Json::String(s) if !s.is_empty() => Ok(s.to_string()),
             _ => Err(format!(
                 "expected {WHAT}, got {} at index {index}",
                 describe(item)
@@ -584,10 +575,10 @@ pub(crate) fn strings(value: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn name(value: &Value) -> Result<String, String> {
+fn name(value: &Json<'_>) -> Result<String, String> {
     const WHAT: &str = "a name of letters, digits, \"_\" and \"-\" that does not start with \"-\" and is not \"all\"";
     match value {
-        Value::String(s) if is_valid_name(s) => Ok(s.clone()),
+        Json::String(s) if is_valid_name(s) => Ok(s.to_string()),
         _ => Err(expected(WHAT, value)),
     }
 }
@@ -603,8 +594,8 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn choice<T: Copy>(value: &Value, options: &[(&str, T)]) -> Result<T, String> {
-    if let Value::String(s) = value
+fn choice<T: Copy>(value: &Json<'_>, options: &[(&str, T)]) -> Result<T, String> {
+    if let Json::String(s) = value
         && let Some((_, parsed)) = options.iter().find(|(option, _)| option == s)
     {
         return Ok(*parsed);
@@ -617,20 +608,20 @@ fn choice<T: Copy>(value: &Value, options: &[(&str, T)]) -> Result<T, String> {
 }
 
 /// A boolean, or `"true"`/`"false"` in any case (the form `--set` gives).
-pub(crate) fn boolean(value: &Value) -> Result<bool, String> {
+pub(crate) fn boolean(value: &Json<'_>) -> Result<bool, String> {
     match value {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Json::Bool(b) => Ok(*b),
+        Json::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Json::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
         _ => Err(expected("true or false", value)),
     }
 }
 
 /// An integer in `min..=max`, from a JSON number or a numeric string.
-fn integer(value: &Value, min: i64, max: i64, what: &str) -> Result<i64, String> {
+fn integer(value: &Json<'_>, min: i64, max: i64, what: &str) -> Result<i64, String> {
     let number = match value {
-        Value::Number(n) => n.as_i64().or_else(|| whole(n.as_f64())),
-        Value::String(s) => whole(s.trim().parse::<f64>().ok()),
+        Json::Number(n) => n.as_i64().or_else(|| whole(n.as_f64())),
+        Json::String(s) => whole(s.trim().parse::<f64>().ok()),
         _ => None,
     };
     match number {
@@ -650,7 +641,7 @@ fn whole(x: Option<f64>) -> Option<i64> {
     (x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_SAFE_INTEGER as f64).then_some(x as i64)
 }
 
-fn optional_milliseconds(value: &Value) -> Result<Option<u64>, String> {
+fn optional_milliseconds(value: &Json<'_>) -> Result<Option<u64>, String> {
     if value.is_null() {
         return Ok(None);
     }
@@ -676,8 +667,8 @@ fn narrow(n: i64) -> u32 {
 /// An `env` object: names that a process environment can hold, values that
 /// are strings, numbers or booleans (numbers and booleans as their JSON text,
 /// which is what Node's spawn made of them).
-fn environment(value: &Value) -> Result<BTreeMap<String, String>, String> {
-    let Value::Object(map) = value else {
+fn environment(value: &Json<'_>) -> Result<BTreeMap<String, String>, String> {
+    let Json::Object(map) = value else {
         return Err(expected(
             "an object of environment variables such as {\"PORT\": \"8080\"}",
             value,
@@ -688,12 +679,13 @@ fn environment(value: &Value) -> Result<BTreeMap<String, String>, String> {
         if !is_valid_env_name(name) {
             return Err(format!(
                 "variable {}: expected a name that is not empty and has no \"=\" or NUL",
-                Value::String(name.clone())
+                quoted(name)
             ));
         }
         let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(_) | Value::Bool(_) => value.to_string(),
+            Json::String(s) => s.to_string(),
+            Json::Number(n) => n.to_string(),
+            Json::Bool(b) => b.to_string(),
             _ => {
                 return Err(format!(
                     "variable \"{name}\": expected a string, number or boolean, got {}",
@@ -706,7 +698,7 @@ fn environment(value: &Value) -> Result<BTreeMap<String, String>, String> {
                 "variable \"{name}\": the value contains a NUL character"
             ));
         }
-        env.insert(name.clone(), text);
+        env.insert(name.to_string(), text);
     }
     Ok(env)
 }

@@ -41,12 +41,15 @@
 //! command line becomes `3`), so the daemon compares revisions strictly.
 //!
 //! The whole load is synchronous: it reads a few small files and, for JS
-//! configs, waits for `node`. A JSON config of hundreds of apps is converted
-//! in one pass without copying the document.
+//! configs, waits for `node`. A JSON config is parsed into a tree that
+//! borrows its strings from the file's text (`json`), and each app's
+//! environment shares the config environment, so an app costs a few
+//! allocations beyond the strings it keeps.
 
 mod discover;
 mod error;
 mod js;
+mod json;
 mod keys;
 mod npm;
 mod overrides;
@@ -65,6 +68,7 @@ use serde_json::Value;
 pub(crate) use self::discover::resolve_config;
 pub use self::error::{AppLabel, ConfigError, Origin};
 use self::error::{describe, suggest};
+use self::json::Json;
 pub use self::keys::{AppKey, DEFAULT_IGNORE_ENV, Draft, TopKey};
 use self::overrides::{Globals, Top};
 
@@ -234,13 +238,14 @@ fn load_one(
         if !npm_vars.is_empty() {
             Arc::make_mut(&mut env).extend(npm_vars);
         }
-        let document = read_document(file, cx.cwd, &env)?;
-        read_top(
-            &document,
-            &Origin::File(file.to_owned()),
-            &mut top,
-            &mut drafts,
-        )?;
+        let origin = Origin::File(file.to_owned());
+        let content = read_content(file, cx.cwd, &env)?;
+        let document = match &content {
+            Content::Text(text) => Json::parse(text)
+                .map_err(|err| ConfigError::at(&origin, format!("invalid JSON: {err}")))?,
+            Content::Evaluated(value) => Json::from(value),
+        };
+        read_top(&document, &origin, &mut top, &mut drafts)?;
     }
     overrides::apply(overrides, &mut top, &mut drafts, matched)?;
     keys::check_unique_names(&drafts)?;
@@ -250,27 +255,34 @@ fn load_one(
     finish(file, cx, top, drafts, &env)
 }
 
-/// The file's content as JSON: parsed, or evaluated by Node.
-fn read_document(
+/// What a configuration file holds: JSON text, or what Node evaluated a
+/// script to.
+enum Content {
+    Text(String),
+    Evaluated(Value),
+}
+
+/// The file's content: read, or evaluated by Node.
+fn read_content(
     file: &Path,
     cwd: &Path,
     env: &BTreeMap<String, String>,
-) -> Result<Value, ConfigError> {
+) -> Result<Content, ConfigError> {
     let origin = Origin::File(file.to_owned());
     let name = file
         .file_name()
         .map(|name| name.to_string_lossy())
         .unwrap_or_default();
     if name.ends_with(".json") {
-        let text = fs::read_to_string(file).map_err(|source| ConfigError::Io {
-            path: file.to_owned(),
-            action: "read the configuration file",
-            source,
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|err| ConfigError::at(&origin, format!("invalid JSON: {err}")))
+        fs::read_to_string(file)
+            .map(Content::Text)
+            .map_err(|source| ConfigError::Io {
+                path: file.to_owned(),
+                action: "read the configuration file",
+                source,
+            })
     } else if name.ends_with(".js") {
-        js::evaluate(file, cwd, env)
+        js::evaluate(file, cwd, env).map(Content::Evaluated)
     } else {
         Err(ConfigError::at(
             &origin,
@@ -281,12 +293,12 @@ fn read_document(
 
 /// Reads the top level of a file's configuration object.
 fn read_top(
-    document: &Value,
+    document: &Json<'_>,
     origin: &Origin,
     top: &mut Top,
     drafts: &mut Vec<Draft>,
 ) -> Result<(), ConfigError> {
-    let Value::Object(map) = document else {
+    let Json::Object(map) = document else {
         return Err(ConfigError::at(
             origin,
             format!(
@@ -299,7 +311,7 @@ fn read_top(
     // the one place where it cannot work.
     if let Some(key) = TopKey::ALL
         .into_iter()
-        .find(|key| key.only_outside_files() && map.contains_key(key.as_str()))
+        .find(|key| key.only_outside_files() && document.get(key.as_str()).is_some())
     {
         return Err(ConfigError::top(
             origin,
@@ -310,12 +322,12 @@ fn read_top(
         ));
     }
     for (key, value) in map {
-        let string = |value: &Value| {
+        let string = |value: &Json<'_>| {
             keys::string(value)
                 .map(|text| (text, origin.clone()))
                 .map_err(|message| ConfigError::top(origin, key, message))
         };
-        match key.as_str() {
+        match key.as_ref() {
             "home" => top.home = Some(string(value)?),
             "socket" => top.socket = Some(string(value)?),
             "daemon-log" => top.daemon_log = Some(string(value)?),

@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::discover::find_package_dir;
-use super::error::{ConfigError, Origin, describe};
+use super::error::{ConfigError, Origin, quoted};
 use super::keys::is_valid_env_name;
 
 /// The prefix npm gives package configuration variables.
@@ -89,7 +89,7 @@ fn push(
             key,
             format!(
                 "cannot be passed as environment variable {}: names must not contain \"=\" or NUL, values not NUL",
-                describe(&Value::String(name))
+                quoted(&name)
             ),
         ));
     }

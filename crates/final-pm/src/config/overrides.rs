@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::error::{AppLabel, ConfigError, Origin, suggest};
+use super::json::Json;
 use super::keys::{self, AppKey, Draft, TopKey, is_valid_env_name, unknown_app_key};
 
 /// The prefix of configuration variables.
@@ -125,7 +126,7 @@ pub(crate) fn parse(
                 // Check the value now, so a bad value is reported even when
                 // no file defines the app.
                 Draft::new(&origin)
-                    .set(app_key, &value)
+                    .set(app_key, &Json::from(&value))
                     .map_err(|message| ConfigError::app(&origin, label(), Some(key), message))?;
                 Target::App {
                     name: app.to_owned(),
@@ -156,6 +157,7 @@ fn parse_value(raw: &str, origin: &Origin) -> Result<Value, ConfigError> {
 
 fn top_value(key: TopKey, value: &Value, origin: &Origin) -> Result<TopValue, ConfigError> {
     let wrap = |message: String| ConfigError::top(origin, key.as_str(), message);
+    let value = &Json::from(value);
     Ok(match key {
         TopKey::Home => TopValue::Home(keys::string(value).map_err(wrap)?),
         TopKey::Socket => TopValue::Socket(keys::string(value).map_err(wrap)?),
@@ -256,7 +258,7 @@ pub(crate) fn apply(
             },
             Target::App { name, key, value } => {
                 for draft in drafts.iter_mut().filter(|draft| draft.app.name == *name) {
-                    draft.set(*key, value).map_err(|message| {
+                    draft.set(*key, &Json::from(value)).map_err(|message| {
                         ConfigError::app(
                             origin,
                             AppLabel::Named(name.clone()),
@@ -273,7 +275,7 @@ pub(crate) fn apply(
                     .iter_mut()
                     .find_map(|draft| env_app_key(key, &draft.app.name).map(|k| (draft, k)));
                 if let Some((draft, app_key)) = found {
-                    draft.set(app_key, value).map_err(|message| {
+                    draft.set(app_key, &Json::from(value)).map_err(|message| {
                         ConfigError::app(
                             origin,
                             AppLabel::Named(draft.app.name.clone()),

@@ -335,8 +335,9 @@ fn c_folder_without_config_is_not_found() {
 fn unreadable_file_is_an_io_error() {
     // A file that disappears between discovery and reading (the spec's
     // `404.json` case: an OS error, not a config error).
-    let err = read_document(&fixtures().join("404.json"), &fixtures(), &BTreeMap::new())
-        .expect_err("missing file");
+    let Err(err) = read_content(&fixtures().join("404.json"), &fixtures(), &BTreeMap::new()) else {
+        panic!("missing file");
+    };
     assert!(matches!(err, ConfigError::Io { .. }), "{err:?}");
     assert_mentions(&err.to_string(), &["404.json", "no such file"]);
 }
@@ -1729,4 +1730,44 @@ fn invalid_package_json_names_the_file() {
     fs::write(dir.path().join("process-config.json"), "{}").expect("write");
     let text = message(load(&options(dir.path(), &[], &[], &[])));
     assert_mentions(&text, &["package.json", "invalid json"]);
+}
+
+/// JSON objects are read as FinalPM's `JSON.parse` reads them: a key written
+/// twice keeps its last value, whatever the first one was.
+#[test]
+fn a_key_written_twice_keeps_its_last_value() {
+    let app = load_app_ok(
+        r#""name": "web", "instances": -3, "run": "a.sh", "instances": 2, "env": {"A": null, "A": "x"}"#,
+    );
+    assert_eq!(app.instances, 2);
+    assert_eq!(app.env["A"], "x");
+    let text = message(load_json(
+        r#"{"applications": [{"name": "web", "run": "a.sh"}], "applications": "none"}"#,
+        &[],
+        &[],
+    ));
+    assert_mentions(&text, &["key \"applications\"", "got \"none\""]);
+}
+
+/// With several problems in one object, the first by key name is reported,
+/// wherever it is written, so the message does not depend on key order.
+#[test]
+fn of_several_bad_keys_the_first_by_name_is_reported() {
+    for body in [
+        r#""name": "web", "stop-timeout": 0, "args": 5"#,
+        r#""name": "web", "args": 5, "stop-timeout": 0"#,
+    ] {
+        let text = message(load_app(body));
+        assert_mentions(&text, &["application \"web\"", "key \"args\"", "got 5"]);
+    }
+}
+
+/// Strings with escapes are read like any other (they cannot be borrowed
+/// from the file's text, so they take another path through the parser).
+#[test]
+fn escaped_strings_and_keys_are_read() {
+    let app = load_app_ok(r#""na\u006de": "w\u0065b", "run": "a\"b.sh", "env": {"T\tAB": "x\ny"}"#);
+    assert_eq!(app.name, "web");
+    assert!(app.run.ends_with("a\"b.sh"), "{}", app.run);
+    assert_eq!(app.env["T\tAB"], "x\ny");
 }
