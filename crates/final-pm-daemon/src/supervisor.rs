@@ -415,7 +415,7 @@ impl Supervisor {
                 processes: self
                     .core
                     .processes()
-                    .iter()
+                    .into_iter()
                     .map(|p| self.process_info(p))
                     .collect(),
                 daemon_version: VERSION.to_owned(),
@@ -441,7 +441,7 @@ impl Supervisor {
             Request::Start { name, number } => match self.core.start(now, &name, number) {
                 Ok(id) => match self.core.process(id) {
                     Some(view) => Response::Started {
-                        process: Box::new(self.process_info(&view)),
+                        process: Box::new(self.process_info(view)),
                     }
                     .into(),
                     // Created and already gone (e.g. shut down): report it as
@@ -489,15 +489,18 @@ impl Supervisor {
         }
     }
 
-    fn process_info(&self, view: &ProcessView) -> ProcessInfo {
+    /// The view is taken, not borrowed: it is a copy already, and `info`
+    /// with many processes would otherwise copy every name, argument list
+    /// and directory twice.
+    fn process_info(&self, view: ProcessView) -> ProcessInfo {
         ProcessInfo {
             id: view.id,
             pid: view.pid,
-            app_name: view.app_name.clone(),
+            app_name: view.app_name,
             number: view.number,
             generation: view.generation,
-            args: view.args.clone(),
-            cwd: view.cwd.clone(),
+            args: view.args,
+            cwd: view.cwd,
             crashes: view.crashes,
             started: view.started,
             ready: view.ready,

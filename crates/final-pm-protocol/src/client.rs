@@ -39,35 +39,49 @@ impl Client {
     /// Connects to the socket at `path` and performs the version handshake.
     /// `client` names the caller in the daemon's log.
     pub async fn connect(path: &Path, client: &str) -> Result<Self, ProtocolError> {
-        let stream = UnixStream::connect(path).await.map_err(|source| {
-            if is_not_running(&source) {
-                ProtocolError::DaemonNotRunning {
-                    socket: path.to_owned(),
-                    source,
-                }
-            } else {
-                ProtocolError::Io {
-                    about: "connecting to the daemon",
-                    source,
-                }
-            }
-        })?;
-        Self::handshake(stream, client).await
+        Self::handshake(open(path).await?, client).await
+    }
+
+    /// Like [`connect`](Self::connect) followed by [`call`](Self::call), in
+    /// one round trip: the hello and `request` go out in one write, and the
+    /// daemon, which answers in request order, replies to both.
+    pub async fn connect_and_call(
+        path: &Path,
+        client: &str,
+        request: Request,
+    ) -> Result<(Self, Response), ProtocolError> {
+        let mut this = Self::new(open(path).await?);
+        this.framed.feed(hello(client)).await.map_err(sending)?;
+        this.framed.feed(request).await.map_err(sending)?;
+        this.framed.flush().await.map_err(sending)?;
+        this.read_hello().await?;
+        let response = match this.read_response().await? {
+            Response::Error(err) => return Err(err.into()),
+            response => response,
+        };
+        Ok((this, response))
     }
 
     /// Performs the handshake on an already connected stream.
     pub async fn handshake(stream: UnixStream, client: &str) -> Result<Self, ProtocolError> {
-        let mut this = Self {
+        let mut this = Self::new(stream);
+        this.framed.send(hello(client)).await.map_err(sending)?;
+        this.read_hello().await?;
+        Ok(this)
+    }
+
+    fn new(stream: UnixStream) -> Self {
+        Self {
             framed: Framed::new(stream, JsonLinesCodec::new()),
             events: VecDeque::new(),
             daemon_version: String::new(),
             daemon_pid: 0,
-        };
-        let hello = Request::Hello {
-            protocol_version: PROTOCOL_VERSION,
-            client: client.to_owned(),
-        };
-        match this.request(hello).await? {
+        }
+    }
+
+    /// Reads the daemon's half of the handshake.
+    async fn read_hello(&mut self) -> Result<(), ProtocolError> {
+        match self.read_response().await? {
             Response::Hello {
                 protocol_version,
                 daemon_version,
@@ -79,9 +93,9 @@ impl Client {
                         theirs: protocol_version,
                     });
                 }
-                this.daemon_version = daemon_version;
-                this.daemon_pid = pid;
-                Ok(this)
+                self.daemon_version = daemon_version;
+                self.daemon_pid = pid;
+                Ok(())
             }
             Response::Error(err) if err.code == crate::ErrorCode::VersionMismatch => {
                 Err(ProtocolError::VersionMismatch {
@@ -109,13 +123,13 @@ impl Client {
 
     /// Sends one request and returns its reply, error replies included.
     pub async fn request(&mut self, request: Request) -> Result<Response, ProtocolError> {
-        self.framed
-            .send(request)
-            .await
-            .map_err(|source| ProtocolError::Io {
-                about: "sending a request to the daemon",
-                source,
-            })?;
+        self.framed.send(request).await.map_err(sending)?;
+        self.read_response().await
+    }
+
+    /// The reply to the oldest unanswered request; events that come first
+    /// are kept for [`next_event`](Self::next_event).
+    async fn read_response(&mut self) -> Result<Response, ProtocolError> {
         loop {
             match self.read_message().await? {
                 Some(DaemonMessage::Response(response)) => return Ok(response),
@@ -173,5 +187,35 @@ impl Client {
                     })
             }
         }
+    }
+}
+
+async fn open(path: &Path) -> Result<UnixStream, ProtocolError> {
+    UnixStream::connect(path).await.map_err(|source| {
+        if is_not_running(&source) {
+            ProtocolError::DaemonNotRunning {
+                socket: path.to_owned(),
+                source,
+            }
+        } else {
+            ProtocolError::Io {
+                about: "connecting to the daemon",
+                source,
+            }
+        }
+    })
+}
+
+fn hello(client: &str) -> Request {
+    Request::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        client: client.to_owned(),
+    }
+}
+
+fn sending(source: io::Error) -> ProtocolError {
+    ProtocolError::Io {
+        about: "sending a request to the daemon",
+        source,
     }
 }

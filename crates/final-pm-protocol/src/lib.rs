@@ -25,6 +25,9 @@
 //!    one [`Response`], in request order. A request that cannot be read gets an
 //!    error reply (`bad_request`, `invalid_utf8`, `unknown_request`,
 //!    `invalid_arguments`, `line_too_long`) and the connection stays usable.
+//!    A client need not wait for a reply before it sends the next request:
+//!    the CLI sends its first request in the same write as the hello
+//!    ([`Client::connect_and_call`](client::Client::connect_and_call)).
 //! 3. After `follow` (or `logs` with `follow`), the daemon also pushes
 //!    [`Event`]s. Events never come before the reply of the request that
 //!    subscribed. A reader distinguishes the two by `type`

@@ -243,9 +243,10 @@ impl Serialize for DaemonMessage {
 impl DaemonMessage {
     /// Decodes one line from the daemon.
     ///
-    /// The `type` is read first, from a pass over the line that keeps
-    /// nothing else; then the line is decoded once more, straight into the
-    /// type it names. The replies that can be large (`info`, `logs`) are
+    /// The `type` is read first: from the start of the line, where the
+    /// daemon writes it, or else from a pass over the line that keeps
+    /// nothing else; then the line is decoded straight into the type it
+    /// names. The replies that can be large (`info`, `logs`) are
     /// decoded field by field into their variant, without the intermediate
     /// copy of the whole message that an internally tagged enum makes while
     /// it looks for its tag (for `info` with 50 processes that copy was most
@@ -267,8 +268,17 @@ impl DaemonMessage {
         struct Logs {
             records: Vec<LogRecord>,
         }
-        let tag: Tag<'_> = serde_json::from_slice(line)?;
-        match tag.ty.as_ref() {
+        // `{"type":"info",...`: a name without escapes, as every type is.
+        let leading = line
+            .strip_prefix(br#"{"type":""#)
+            .and_then(|rest| rest.split(|&b| b == b'"').next())
+            .filter(|name| !name.contains(&b'\\'))
+            .and_then(|name| std::str::from_utf8(name).ok());
+        let tag = match leading {
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => serde_json::from_slice::<Tag<'_>>(line)?.ty,
+        };
+        match tag.as_ref() {
             "info" => {
                 let Info {
                     applications,

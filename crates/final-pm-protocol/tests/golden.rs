@@ -298,7 +298,13 @@ fn daemon_message_decodes_every_golden_reply_and_event_like_its_type() {
             pid: 7,
         })
     );
+    // A type name with an escape in it is read the slow way, and still read.
+    assert_eq!(
+        DaemonMessage::from_json(br#"{"type":"\u006fk"}"#).unwrap(),
+        DaemonMessage::Response(Response::Ok {})
+    );
     assert!(DaemonMessage::from_json(br#"{"type":"info","pid":7}"#).is_err());
+    assert!(DaemonMessage::from_json(br#"{"type":"info"#).is_err());
     assert!(DaemonMessage::from_json(br#"{"pid":7}"#).is_err());
 }
 

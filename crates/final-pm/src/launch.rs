@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use final_pm_daemon::lock::LockFile;
 use final_pm_daemon::paths;
-use final_pm_protocol::{Client, ProtocolError};
+use final_pm_protocol::{Client, ProtocolError, Request, Response};
 
 use crate::output::Output;
 
@@ -45,6 +45,20 @@ fn client_name() -> String {
 pub(crate) async fn connect(target: &Target) -> anyhow::Result<Option<Client>> {
     match Client::connect(&target.socket, &client_name()).await {
         Ok(client) => Ok(Some(client)),
+        Err(ProtocolError::DaemonNotRunning { .. }) => Ok(None),
+        Err(err) => Err(err)
+            .with_context(|| format!("talking to the daemon at {}", target.socket.display())),
+    }
+}
+
+/// Connects to a running daemon and sends `request` with the handshake, in
+/// one round trip; `Ok(None)` when none answers.
+pub(crate) async fn connect_and_call(
+    target: &Target,
+    request: Request,
+) -> anyhow::Result<Option<(Client, Response)>> {
+    match Client::connect_and_call(&target.socket, &client_name(), request).await {
+        Ok(pair) => Ok(Some(pair)),
         Err(ProtocolError::DaemonNotRunning { .. }) => Ok(None),
         Err(err) => Err(err)
             .with_context(|| format!("talking to the daemon at {}", target.socket.display())),

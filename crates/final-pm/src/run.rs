@@ -44,8 +44,21 @@ pub(crate) async fn group(
         &["Connection"],
         &format!("Connecting to {}", target.socket.display()),
     );
+    // Without a launch nothing is uploaded either (only actions that create
+    // processes upload, and they launch unless it is a dry run, which
+    // uploads nothing), so the daemon's state is asked for with the
+    // handshake, in the same round trip.
+    let mut early_info = None;
     let mut client = if launches {
         Some(launch::connect_or_launch(&target, out).await?)
+    } else if invocation.is_some() {
+        match launch::connect_and_call(&target, Request::Info {}).await? {
+            Some((client, info)) => {
+                early_info = Some(info);
+                Some(client)
+            }
+            None => None,
+        }
     } else {
         launch::connect(&target).await?
     };
@@ -123,11 +136,15 @@ pub(crate) async fn group(
         && invocation.is_some()
     {
         out.debug(&["Command"], "info()");
+        let info = match early_info {
+            Some(info) => info,
+            None => client.call(Request::Info {}).await?,
+        };
         if let Response::Info {
             applications,
             processes,
             ..
-        } = client.call(Request::Info {}).await?
+        } = info
         {
             snapshot = Snapshot {
                 applications,

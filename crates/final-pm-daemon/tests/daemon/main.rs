@@ -106,6 +106,46 @@ async fn kill_daemon_is_answered_before_the_daemon_returns() {
 }
 
 #[tokio::test]
+async fn a_request_sent_with_the_hello_is_answered_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir);
+    let socket = config.socket.clone();
+    let (token, task) = spawn(config);
+    let (mut client, info) = Client::connect_and_call(&socket, "test", Request::Info {})
+        .await
+        .unwrap();
+    assert_eq!(client.daemon_pid(), std::process::id());
+    match info {
+        Response::Info { pid, processes, .. } => {
+            assert_eq!(pid, std::process::id());
+            assert!(processes.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The connection goes on like any other.
+    assert!(matches!(
+        client.call(Request::Info {}).await.unwrap(),
+        Response::Info { .. }
+    ));
+    // A refused request is an error, as from call.
+    let refused = Client::connect_and_call(
+        &socket,
+        "test",
+        Request::Stop {
+            id: final_pm_protocol::ProcessId(99),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&refused, ProtocolError::Refused(e) if e.code == ErrorCode::NoSuchProcess),
+        "{refused:?}"
+    );
+    token.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn version_mismatch_is_refused_with_its_code() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir);
