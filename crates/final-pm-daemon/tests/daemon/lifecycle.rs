@@ -374,7 +374,20 @@ async fn stop_during_startup_marks_and_signals_only_once_ready() {
     );
     assert!(f.logs("slow").await.iter().all(|r| r.kind != LogKind::Stop));
     assert!(wait_gone(pid).await);
-    let texts: Vec<String> = f.logs("slow").await.into_iter().map(|r| r.text).collect();
+    // The pid can be gone before the daemon has read the process's last
+    // line; its exit record comes after all of its output.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let texts: Vec<String> = loop {
+        let records = f.logs("slow").await;
+        if records.iter().any(|r| r.kind == LogKind::Exit) {
+            break records.into_iter().map(|r| r.text).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit record: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let marked = texts
         .iter()
         .position(|t| t == "moved to marked generation")
