@@ -84,7 +84,8 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
 /// Lexical normalisation: drops `.`, applies `..`, keeps the path absolute.
 pub fn normalize(path: &Path) -> PathBuf {
     use std::path::Component;
-    let mut out = PathBuf::new();
+    // Never longer than the input: one allocation.
+    let mut out = PathBuf::with_capacity(path.as_os_str().len());
     for component in path.components() {
         match component {
             Component::CurDir => {}

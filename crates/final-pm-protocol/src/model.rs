@@ -214,8 +214,9 @@ pub struct AppConfig {
     #[serde(default)]
     pub env: Environment,
     /// Variables whose changes do not count as a configuration change.
+    /// Apps loaded together share one list.
     #[serde(default)]
-    pub ignore_env: Vec<String>,
+    pub ignore_env: Arc<[String]>,
     /// When a new process counts as ready.
     #[serde(default)]
     pub ready_on: ReadyOn,
@@ -322,7 +323,7 @@ impl AppConfig {
             node_args: Vec::new(),
             interpreter: None,
             env: Environment::new(),
-            ignore_env: Vec::new(),
+            ignore_env: Arc::default(),
             ready_on: ReadyOn::Listen,
             stop_signal: StopSignal::Sigint,
             kill_signal: KillSignal::Sigkill,

@@ -148,7 +148,7 @@ pub(crate) fn changed_keys(old: &AppConfig, new: &AppConfig) -> Vec<String> {
     let ignored: Vec<&str> = old
         .ignore_env
         .iter()
-        .chain(&new.ignore_env)
+        .chain(new.ignore_env.iter())
         .map(String::as_str)
         .collect();
     let (old, new) = (comparable(old, &ignored), comparable(new, &ignored));
@@ -226,7 +226,7 @@ mod tests {
     fn ignored_env_names_do_not_make_a_change() {
         let mut table = AppTable::default();
         let mut first = app("a");
-        first.ignore_env = vec!["HOME".into()];
+        first.ignore_env = vec!["HOME".to_owned()].into();
         first.env.insert("HOME".into(), "/home/x".into());
         table.add(first.clone(), false).unwrap();
         let mut second = first.clone();

@@ -225,8 +225,40 @@ impl AppKey {
     }
 
     /// The key named `name`, if any.
+    ///
+    /// A `match` rather than a search of [`Self::ALL`]: it runs for every key
+    /// of every app of a configuration. A test checks it against `as_str`.
     pub(crate) fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|key| key.as_str() == name)
+        Some(match name {
+            "name" => Self::Name,
+            "type" => Self::Type,
+            "mode" => Self::Mode,
+            "base-path" => Self::BasePath,
+            "cwd" => Self::Cwd,
+            "run" => Self::Run,
+            "args" => Self::Args,
+            "node-args" => Self::NodeArgs,
+            "interpreter" => Self::Interpreter,
+            "env" => Self::Env,
+            "ready-on" => Self::ReadyOn,
+            "stop-signal" => Self::StopSignal,
+            "kill-signal" => Self::KillSignal,
+            "instances" => Self::Instances,
+            "max-instances" => Self::MaxInstances,
+            "unique-instances" => Self::UniqueInstances,
+            "restart-crashing" => Self::RestartCrashing,
+            "restart-new-crashing" => Self::RestartNewCrashing,
+            "restart-crashing-delay" => Self::RestartCrashingDelay,
+            "logger" => Self::Logger,
+            "logger-args" => Self::LoggerArgs,
+            "max-buffered-log-bytes" => Self::MaxBufferedLogBytes,
+            "log-retention-timeout" => Self::LogRetentionTimeout,
+            "max-log-line-length" => Self::MaxLogLineLength,
+            "stop-timeout" => Self::StopTimeout,
+            "start-timeout" => Self::StartTimeout,
+            "builtin" => Self::Builtin,
+            _ => return None,
+        })
     }
 }
 

@@ -56,6 +56,7 @@ mod overrides;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -152,8 +153,8 @@ struct Context<'a> {
     default_home: PathBuf,
     /// The CLI's environment, shared by every app that inherits it unchanged.
     env: Arc<BTreeMap<String, String>>,
-    /// `ignore-env`, stamped on every app.
-    ignore_env: Vec<String>,
+    /// `ignore-env`, shared by every app.
+    ignore_env: Arc<[String]>,
     /// `npm-global-config`, absolute.
     npm_global_config: PathBuf,
     /// `npm-user-config`, absolute.
@@ -185,12 +186,13 @@ impl<'a> Context<'a> {
             cwd: &opts.cwd,
             npm_global_config: resolve(&globals.npm_global_config, PathBuf::from("/etc/npmrc")),
             npm_user_config: resolve(&globals.npm_user_config, user_home.join(".npmrc")),
-            ignore_env: globals.ignore_env.clone().unwrap_or_else(|| {
-                DEFAULT_IGNORE_ENV
+            ignore_env: match &globals.ignore_env {
+                Some(names) => names.as_slice().into(),
+                None => DEFAULT_IGNORE_ENV
                     .iter()
                     .map(|&name| name.to_owned())
-                    .collect()
-            }),
+                    .collect(),
+            },
             user_home,
             default_home,
             env: Arc::new(env),
@@ -419,10 +421,10 @@ fn finish_app(
         origin,
         changed_by,
     } = draft;
-    let base = base_path.map_or_else(
-        || default_base.to_owned(),
-        |base| paths::resolve(cx.cwd, &base),
-    );
+    let base = match base_path {
+        Some(base) => Cow::Owned(paths::resolve(cx.cwd, &base)),
+        None => Cow::Borrowed(default_base),
+    };
     let cwd = paths::resolve(&base, &app.cwd);
     let run = paths::resolve(&cwd, &app.run);
     let utf8 = |path: PathBuf, key: &str| {
@@ -445,7 +447,7 @@ fn finish_app(
     // The app's own variables go over the config environment, which all
     // apps of the file share.
     app.env = std::mem::take(&mut app.env).inheriting(Arc::clone(env));
-    app.ignore_env.clone_from(&cx.ignore_env);
+    app.ignore_env = Arc::clone(&cx.ignore_env);
     app.config_path = config_path.cloned();
     Ok(app)
 }

@@ -1602,7 +1602,7 @@ fn app_env_is_the_cli_env_with_the_app_env_on_top() {
 fn ignore_env_is_copied_into_every_app() {
     let settings = one(load_fixture("working.json", &[], &[]));
     let defaults: Vec<String> = DEFAULT_IGNORE_ENV.iter().map(|s| (*s).to_owned()).collect();
-    assert!(settings.apps.iter().all(|app| app.ignore_env == defaults));
+    assert!(settings.apps.iter().all(|app| *app.ignore_env == defaults));
     assert!(
         defaults.contains(&"DBUS_SESSION_BUS_ADDRESS".to_owned())
             && defaults.contains(&"PWD".to_owned())
@@ -1612,13 +1612,18 @@ fn ignore_env_is_copied_into_every_app() {
         &[r#"ignore-env=["A","B"]"#],
         &[],
     ));
-    assert!(settings.apps.iter().all(|app| app.ignore_env == ["A", "B"]));
+    assert!(
+        settings
+            .apps
+            .iter()
+            .all(|app| *app.ignore_env == ["A", "B"])
+    );
     let settings = one(load_fixture(
         "working.json",
         &[],
         &[("FINAL_PM_CONFIG_IGNORE_ENV", r#"["C"]"#)],
     ));
-    assert!(settings.apps.iter().all(|app| app.ignore_env == ["C"]));
+    assert!(settings.apps.iter().all(|app| *app.ignore_env == ["C"]));
 }
 
 #[test]
@@ -1770,4 +1775,25 @@ fn escaped_strings_and_keys_are_read() {
     assert_eq!(app.name, "web");
     assert!(app.run.ends_with("a\"b.sh"), "{}", app.run);
     assert_eq!(app.env["T\tAB"], "x\ny");
+}
+
+#[test]
+fn every_key_is_parsed_by_its_name_and_no_other() {
+    for key in AppKey::ALL {
+        assert_eq!(AppKey::parse(key.as_str()), Some(key));
+    }
+    for key in TopKey::ALL {
+        assert_eq!(TopKey::parse(key.as_str()), Some(key));
+    }
+    for unknown in [
+        "",
+        "Name",
+        "name ",
+        "args-",
+        "restart",
+        "revision",
+        "applications",
+    ] {
+        assert_eq!(AppKey::parse(unknown), None, "{unknown:?}");
+    }
 }
