@@ -538,11 +538,11 @@ pub(crate) fn applications(value: &Json<'_>, origin: &Origin) -> Result<Vec<Draf
             ),
         ));
     };
-    let drafts = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| Draft::from_json(item, index, origin))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Sized up front: collecting `Result`s cannot, and a draft is large.
+    let mut drafts = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        drafts.push(Draft::from_json(item, index, origin)?);
+    }
     check_unique_names(&drafts)?;
     Ok(drafts)
 }

@@ -395,10 +395,16 @@ fn finish(
         })?),
         None => None,
     };
-    let apps = drafts
-        .into_iter()
-        .map(|draft| finish_app(draft, cx, &default_base, env, config_path.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut apps = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        apps.push(finish_app(
+            draft,
+            cx,
+            &default_base,
+            env,
+            config_path.as_ref(),
+        )?);
+    }
     Ok(Settings {
         home,
         socket,
