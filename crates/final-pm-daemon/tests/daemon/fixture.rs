@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use final_pm_daemon::{Daemon, DaemonConfig};
-use final_pm_protocol::{AppConfig, Client, LogRecord, ProcessInfo, ReadyOn, Request, Response};
+use final_pm_protocol::{
+    AppConfig, Client, LogKind, LogRecord, ProcessInfo, ReadyOn, Request, Response,
+};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio_util::sync::CancellationToken;
@@ -129,6 +131,22 @@ impl Fixture {
         {
             Ok(Response::Logs { records }) => records,
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The app's records once its exit record is among them (polled every
+    /// 20 ms for up to 10 s). A process's pid can be gone before the
+    /// daemon has read its last output and pushed its exit record, which
+    /// comes after all of its output.
+    pub async fn logs_through_exit(&mut self, app: &str) -> Vec<LogRecord> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.logs(app).await;
+            if records.iter().any(|r| r.kind == LogKind::Exit) {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "no exit record: {records:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

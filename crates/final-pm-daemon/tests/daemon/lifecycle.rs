@@ -218,11 +218,10 @@ async fn stop_timeout_escalates_to_the_kill_signal() {
     let pid = f.process(p.id).await.unwrap().pid.unwrap();
     f.call(Request::Stop { id: p.id }).await;
     assert!(wait_gone(pid).await);
-    let kinds: Vec<LogKind> = f.logs("stubborn").await.iter().map(|r| r.kind).collect();
+    let records = f.logs_through_exit("stubborn").await;
+    let kinds: Vec<LogKind> = records.iter().map(|r| r.kind).collect();
     assert!(kinds.contains(&LogKind::StopTimeout), "{kinds:?}");
-    let exit = f
-        .logs("stubborn")
-        .await
+    let exit = records
         .into_iter()
         .find(|r| r.kind == LogKind::Exit)
         .unwrap();
@@ -374,20 +373,12 @@ async fn stop_during_startup_marks_and_signals_only_once_ready() {
     );
     assert!(f.logs("slow").await.iter().all(|r| r.kind != LogKind::Stop));
     assert!(wait_gone(pid).await);
-    // The pid can be gone before the daemon has read the process's last
-    // line; its exit record comes after all of its output.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let texts: Vec<String> = loop {
-        let records = f.logs("slow").await;
-        if records.iter().any(|r| r.kind == LogKind::Exit) {
-            break records.into_iter().map(|r| r.text).collect();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no exit record: {records:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let texts: Vec<String> = f
+        .logs_through_exit("slow")
+        .await
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
     let marked = texts
         .iter()
         .position(|t| t == "moved to marked generation")
