@@ -467,3 +467,34 @@ fn wait_kill_stops_everything_and_the_daemon() {
     }
     assert!(!home.socket().exists());
 }
+
+/// The process group and session of `pid`, from `/proc/PID/stat` (the fields
+/// after the parenthesised command name: state, ppid, pgrp, session).
+fn group_and_session(pid: u32) -> (u32, u32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u32> = after
+        .split(' ')
+        .skip(1)
+        .take(3)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (fields[1], fields[2])
+}
+
+#[test]
+fn every_process_leads_its_own_session_and_process_group() {
+    let home = home_with_apps(2);
+    home.ok(&["start", "web"]);
+    let web = home.settle("web", 2);
+    let daemon = home.daemon_pid().expect("a daemon runs");
+    let (_, daemon_session) = group_and_session(daemon);
+    for (_, pid) in web {
+        // Its own group, so stop and kill signals reach what it started; its
+        // own session, so the scheduler's per-session groups (autogroup)
+        // weigh it like any other program instead of lumping every managed
+        // process into the daemon's share of the CPU.
+        assert_eq!(group_and_session(pid), (pid, pid), "pid {pid}");
+        assert_ne!(pid, daemon_session);
+    }
+}

@@ -29,6 +29,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use final_pm_protocol::{Client, Generation, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -155,24 +156,72 @@ fn running(exe: &Path, home: &Path, dir: &Path, port: u16) -> BTreeSet<u64> {
 /// Restarts the app with `restart app --wait` (at rest: new processes
 /// running, old ones exited); returns its wall time and, for final-pm, when
 /// four new processes were running, both in milliseconds. `before` are the
-/// app's running processes.
+/// app's running processes. The poller asks the daemon over one open
+/// connection every 5 ms (~0.1 ms each), so watching costs the machine
+/// next to nothing, unlike a `show` invocation per look.
 fn restart(m: &Manager, before: Option<BTreeSet<u64>>) -> (f64, Option<f64>) {
     let begun = Instant::now();
     let replaced = before.map(|before| {
-        let (exe, home, dir, port) = (m.exe.clone(), m.home.clone(), m.dir.clone(), m.port);
+        let socket = m.home.join("daemon.sock");
         std::thread::spawn(move || {
-            loop {
-                let now = running(&exe, &home, &dir, port);
-                if now.len() == 4 && now.is_disjoint(&before) {
-                    return begun.elapsed().as_secs_f64() * 1e3;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut client = Client::connect(&socket, "bench_cluster").await.unwrap();
+                loop {
+                    let Response::Info { processes, .. } =
+                        client.call(Request::Info {}).await.unwrap()
+                    else {
+                        panic!("info answered with something else");
+                    };
+                    let now: BTreeSet<u64> = processes
+                        .iter()
+                        .filter(|p| p.app_name == "app" && p.generation == Generation::Running)
+                        .filter_map(|p| p.pid.map(u64::from))
+                        .collect();
+                    if now.len() == 4 && now.is_disjoint(&before) {
+                        return begun.elapsed().as_secs_f64() * 1e3;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            })
         })
     });
     m.cli(&["restart", "app", "--wait"]);
     let wait = begun.elapsed().as_secs_f64() * 1e3;
     (wait, replaced.map(|poller| poller.join().unwrap()))
+}
+
+/// The floor of a restart: four plain `node` processes (no manager, no
+/// cluster; each through `setsid`) started at once, each running a minimal HTTP server that exits
+/// as soon as it listens; the time until all four exited, in milliseconds.
+/// Run while the same load goes on, so it competes for the same cores as
+/// the restart's new processes did.
+fn bare_starts(dir: &Path) -> f64 {
+    let script = dir.join("bare.js");
+    std::fs::write(
+        &script,
+        "require('http').createServer((q, r) => r.end()).listen(0, () => process.exit(0));\n",
+    )
+    .unwrap();
+    let begun = Instant::now();
+    // Each in a session of its own, as final-pm starts its processes, so
+    // the kernel's per-session CPU groups treat both alike.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new("setsid")
+                .arg("node")
+                .arg(&script)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "node {}", script.display());
+    }
+    begun.elapsed().as_secs_f64() * 1e3
 }
 
 /// One process manager with its own home and app folder.
@@ -245,7 +294,16 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
     let until = start + Duration::from_secs(seconds);
     let counts = Rc::new(Counts::default());
     let mut elapsed = 0.0;
-    let (wait, replaced) = std::thread::scope(|scope| {
+    let (wait, replaced, bare) = std::thread::scope(|scope| {
+        // For final-pm only (the load and the machine are the same for both
+        // managers): the bare floor, a quarter into the load, well before
+        // the restart.
+        let floor = before.is_some().then(|| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_secs(seconds) / 4);
+                bare_starts(&m.dir)
+            })
+        });
         let restarter = scope.spawn(|| {
             std::thread::sleep(Duration::from_secs(seconds) / 2);
             restart(m, before)
@@ -269,8 +327,14 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
         });
         // The load's duration; a slow restart may go on after it.
         elapsed = start.elapsed().as_secs_f64();
-        restarter.join().unwrap()
+        let (wait, replaced) = restarter.join().unwrap();
+        (wait, replaced, floor.map(|f| f.join().unwrap()))
     });
+    if std::env::var_os("BENCH_CLUSTER_LOG").is_some() {
+        // For finding where a restart's time goes: the lifecycle records.
+        let log = m.cli(&["log", "app", "-n", "80", "--no-upload"]);
+        eprintln!("{}", String::from_utf8_lossy(&log));
+    }
     let (served, failed, retried) = (
         counts.served.get(),
         counts.failed.get(),
@@ -315,12 +379,26 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
             replaced,
         );
     }
+    if let Some(bare) = bare {
+        figure(
+            "cluster-replaced",
+            "bare",
+            "restart until 4 new processes run",
+            "ms",
+            bare,
+        );
+    }
     eprintln!(
         "cluster {subject:<9} 4 instances, {connections} keep-alive connections, {elapsed:.1} s: \
          {served} served ({:.0}/s), {failed} failed, {retried} retried; restart --wait {wait:.0} ms{}",
         served as f64 / elapsed,
         replaced.map_or_else(String::new, |r| format!(", 4 new running after {r:.0} ms"))
     );
+    if let Some(bare) = bare {
+        eprintln!(
+            "cluster bare      4 plain `node` starts until listening, under the same load: {bare:.0} ms"
+        );
+    }
 }
 
 fn main() {

@@ -149,7 +149,7 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     // (its launcher's pipe, say) would otherwise reach every app and stay
     // open as long as any of them runs.
     actions.close_from(IPC_FD + 1)?;
-    let attrs = posix::Attributes::group_leader()?;
+    let attrs = posix::Attributes::session_leader()?;
     let pid = match posix::spawn(&path, &actions, &attrs, &argv, &envp) {
         // A file without a `#!` line: `execvp` (what std used here, and
         // Node's libuv for FinalPM) runs it with the shell; posix_spawn
