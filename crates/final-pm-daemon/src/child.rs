@@ -30,8 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use final_pm_protocol::{ProcessId, ReadyOn};
-use nix::sys::signal::{Signal as NixSignal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal as NixSignal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -41,7 +40,7 @@ use crate::cluster::{ClusterHandle, WorkerId};
 use crate::core::{ProcessEnd, Signal};
 use crate::ipc::{ClusterLink, IpcSender};
 use crate::lines::{Batch, LineSplitter};
-use crate::spawn::Spawned;
+use crate::spawn::{Group, Spawned};
 
 /// How long the pipes may stay open after the leader exited before the exit
 /// is reported anyway (a grandchild in another group may hold them).
@@ -186,6 +185,8 @@ pub(crate) enum FeedMode {
 pub(crate) struct ChildHandle {
     pub(crate) inc: Incarnation,
     pub(crate) pid: u32,
+    /// Its process group, addressable only until the exit is reaped.
+    group: Group,
     ipc: IpcSender,
     /// Set for a Node cluster worker.
     cluster: Option<(ClusterHandle, WorkerId)>,
@@ -193,16 +194,17 @@ pub(crate) struct ChildHandle {
 }
 
 impl ChildHandle {
-    /// Sends `signal` to the process group. A group that is already gone
-    /// (`ESRCH`) counts as success: the exit event is on its way.
+    /// Sends `signal` to the process group. A group that is already gone,
+    /// or whose leader was reaped, gets nothing: the exit event is on its
+    /// way, and the pid may already belong to someone else.
     pub(crate) fn signal(&self, signal: Signal) {
         let sig = match signal {
             Signal::Int => NixSignal::SIGINT,
             Signal::Term => NixSignal::SIGTERM,
             Signal::Kill => NixSignal::SIGKILL,
         };
-        if let Err(err) = killpg(Pid::from_raw(self.pid as i32), sig) {
-            debug!(pid = self.pid, %err, "signal not delivered (process group gone)");
+        if let Err(err) = self.group.signal(sig) {
+            debug!(pid = self.pid, %err, "signal not delivered");
         }
     }
 
@@ -275,6 +277,7 @@ pub(crate) fn watch(
         ipc,
         stdin,
     } = spawned;
+    let group = child.group();
     let is_worker = cluster.is_some();
     let gone = cluster.as_ref().map(|l| (l.cluster.clone(), l.worker));
     let (ipc, ipc_tasks) = crate::ipc::start(
@@ -342,9 +345,9 @@ pub(crate) fn watch(
     }
 
     tokio::spawn(async move {
+        // Also kills the leftovers of the group, before the leader's pid
+        // is given back.
         let status = child.wait().await;
-        // Leftovers of the group die with their leader.
-        let _ = killpg(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
         for (mut pump, waiting) in pumps {
             // A reader waiting for room in the log buffer is not stuck: its
             // lines are on their way to a logger. Only a pipe that stays
@@ -379,6 +382,7 @@ pub(crate) fn watch(
     Ok(ChildHandle {
         inc,
         pid,
+        group,
         ipc,
         cluster: gone,
         feed,

@@ -177,6 +177,12 @@ pub(crate) struct Supervisor {
     cluster: Option<ClusterHandle>,
     /// While stopping: when loggers that have not finished are killed.
     flush_deadline: Option<Instant>,
+    /// Spawns that failed, reported to the core on the next turn of the
+    /// loop rather than at once: with `restart-crashing-delay: 0` the core
+    /// answers a failed spawn with another spawn, and a program or `cwd`
+    /// that is missing would otherwise fail and respawn forever inside one
+    /// turn, never serving a client or a timer again.
+    failed_spawns: Vec<(ProcessId, String)>,
 }
 
 impl Supervisor {
@@ -212,6 +218,7 @@ impl Supervisor {
             stopping: false,
             cluster: None,
             flush_deadline: None,
+            failed_spawns: Vec::new(),
         };
         (supervisor, handle)
     }
@@ -263,6 +270,11 @@ impl Supervisor {
                     self.begin_stop();
                 }
                 Some(()) = recv_sigchld(&mut sigchld) => self.reap_orphans(),
+                // Ready after one yield to the scheduler, so connections,
+                // exit watchers and timers run between two retries.
+                () = tokio::task::yield_now(), if !self.failed_spawns.is_empty() => {
+                    self.report_failed_spawns();
+                }
             }
         }
         info!("Daemon stopping.");
@@ -681,8 +693,16 @@ impl Supervisor {
             }
             Err(err) => {
                 warn!(%id, app = %app.config.name, error = %err, "spawn failed");
-                self.core.handle_spawn_failed(now, id, err.to_string());
+                self.failed_spawns.push((id, err.to_string()));
             }
+        }
+    }
+
+    /// Tells the core about the spawns that failed since the last turn.
+    fn report_failed_spawns(&mut self) {
+        let now = Instant::now();
+        for (id, error) in std::mem::take(&mut self.failed_spawns) {
+            self.core.handle_spawn_failed(now, id, error);
         }
     }
 

@@ -37,7 +37,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::waitpid;
 use nix::unistd::{AccessFlags, Pid, access, pipe2};
 
-pub(crate) use exit::Child;
+pub(crate) use exit::{Child, Group};
 
 /// The fd number the child finds its IPC channel on (FinalPM used 3 too).
 pub(crate) const IPC_FD: i32 = 3;
@@ -369,6 +369,52 @@ mod tests {
         reader.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "got \"stop\"");
         assert!(spawned.child.wait().await.unwrap().success());
+    }
+
+    #[tokio::test]
+    async fn leftovers_die_before_the_leader_is_reaped_and_then_nothing_is_signalled() {
+        let a = app("/bin/sh");
+        // The leader leaves a member of its group behind and exits.
+        let args = vec!["-c".to_owned(), "sleep 1000 & echo $! >&3".to_owned()];
+        let spec = SpawnSpec {
+            app: &a,
+            args: &args,
+            cwd: "/",
+            instance_number: None,
+            notify_socket: None,
+            cluster_worker: None,
+            stdin_pipe: false,
+        };
+        let mut spawned = spawn(&spec).unwrap();
+        let mut line = String::new();
+        BufReader::new(spawned.ipc.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let leftover: i32 = line.trim().parse().unwrap();
+        let group = spawned.child.group();
+        assert!(spawned.child.wait().await.unwrap().success());
+        // Sent SIGKILL (so gone, or a zombie for whoever reaps it, once
+        // the signal lands), never left running.
+        let state = || {
+            std::fs::read_to_string(format!("/proc/{leftover}/stat"))
+                .map(|stat| stat.rsplit(')').next().unwrap_or("").trim().chars().next())
+                .unwrap_or(None)
+        };
+        for _ in 0..200 {
+            if matches!(state(), None | Some('Z')) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            matches!(state(), None | Some('Z')),
+            "{leftover}: {:?}",
+            state()
+        );
+        // The leader is reaped: its pid may be anyone's now, so the group
+        // is not addressed any more (no ESRCH, no signal).
+        assert!(*group.reaped.lock().unwrap());
+        assert_eq!(group.signal(nix::sys::signal::Signal::SIGKILL), Ok(()));
     }
 
     #[tokio::test]

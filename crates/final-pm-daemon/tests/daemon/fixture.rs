@@ -151,6 +151,30 @@ impl Fixture {
     }
 
     /// Polls `cond` on the process list every 20 ms until it holds or 10 s pass.
+    /// Waits until `app` has logged at least `count` stdout lines; returns
+    /// them. A process is ready (`instant`) before its first line is out.
+    pub async fn wait_stdout(&mut self, app: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<String> = self
+                .logs(app)
+                .await
+                .into_iter()
+                .filter(|r| r.kind == LogKind::Stdout)
+                .map(|r| r.text)
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{app} logged {} of {count} stdout lines: {lines:?}",
+                lines.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn wait_until(
         &mut self,
         what: &str,

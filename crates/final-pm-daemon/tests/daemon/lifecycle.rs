@@ -406,6 +406,9 @@ async fn unique_instances_replace_by_number_and_non_unique_replace_the_oldest() 
         ids.push(f.start_app("uniq", n).await.id);
     }
     f.wait_rest().await;
+    // Ready (`instant`) is not the same as having printed: let the first
+    // three lines be out before the replacement prints the fourth.
+    f.wait_stdout("uniq", 3).await;
     let again = f.start_app("uniq", 1).await.id;
     f.wait_rest().await;
     let ps = f
@@ -526,4 +529,36 @@ async fn a_daemon_torn_down_without_shutdown_kills_its_processes() {
         wait_gone(pid).await,
         "process {pid} outlived its supervisor"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_that_keeps_failing_without_delay_leaves_the_daemon_responsive() {
+    let mut f = Fixture::start().await;
+    // restart-crashing-delay 0 (script_app's default here) and a cwd that
+    // does not exist: every spawn fails at once and is retried at once.
+    let mut app = f.script_app("nowhere", "exit 0");
+    app.cwd = f.path("no-such-dir").to_string_lossy().into_owned();
+    f.add(app).await;
+    let p = f.start_app("nowhere", 0).await;
+    // The daemon keeps answering while it retries, and the retries are real.
+    let mut crashes = 0;
+    for _ in 0..20 {
+        crashes = f.process(p.id).await.map_or(0, |p| p.crashes);
+        if crashes >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(crashes >= 3, "crashes: {crashes}");
+    let errors = f
+        .logs("nowhere")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == LogKind::Error)
+        .count();
+    assert!(errors >= 3, "an error record per failed spawn: {errors}");
+    f.call(Request::Kill { id: p.id }).await;
+    f.wait_until("nowhere gone", |ps| ps.iter().all(|q| q.id != p.id))
+        .await;
+    f.shutdown().await;
 }
