@@ -731,16 +731,7 @@ impl Logging {
             Route::Plain => {
                 for (line, truncated) in batch.iter() {
                     self.seq += 1;
-                    let text = String::from_utf8_lossy(line).into_owned();
-                    let record = LogRecord {
-                        kind,
-                        bytes: text.len() as u64,
-                        text,
-                        timestamp,
-                        app: app.to_owned(),
-                        process: Some(process.clone()),
-                        truncated,
-                    };
+                    let record = line_record(kind, line, truncated, timestamp, app, &process);
                     self.push_plain(self.seq, record);
                 }
                 return;
@@ -758,17 +749,9 @@ impl Logging {
         self.seq += batch.len() as u64;
         if self.followers.receiver_count() > 0 {
             for (i, (line, truncated)) in batch.iter().enumerate() {
-                let text = String::from_utf8_lossy(line).into_owned();
-                let record = LogRecord {
-                    kind,
-                    bytes: text.len() as u64,
-                    text,
-                    timestamp,
-                    app: app.to_owned(),
-                    process: Some(process.clone()),
-                    truncated,
-                };
-                publish(&self.followers, first_seq + i as u64, || record);
+                publish(&self.followers, first_seq + i as u64, || {
+                    line_record(kind, line, truncated, timestamp, app, &process)
+                });
             }
         }
         let meta = Meta {
@@ -1067,6 +1050,28 @@ fn report_dropped(
     };
     // Pushed as accepting, so the report itself never counts as dropped.
     buffer.push(seq, meta, text, 0, true);
+}
+
+/// One output line as the record `log` and `log -f` see (invalid UTF-8
+/// replaced).
+fn line_record(
+    kind: LogKind,
+    line: &[u8],
+    truncated: u64,
+    timestamp: u64,
+    app: &str,
+    process: &LogProcess,
+) -> LogRecord {
+    let text = String::from_utf8_lossy(line).into_owned();
+    LogRecord {
+        kind,
+        bytes: text.len() as u64,
+        text,
+        timestamp,
+        app: app.to_owned(),
+        process: Some(process.clone()),
+        truncated,
+    }
 }
 
 fn publish(followers: &broadcast::Sender<Published>, seq: u64, record: impl FnOnce() -> LogRecord) {

@@ -300,6 +300,20 @@ mod tests {
         app
     }
 
+    /// A plain process in `/`: no instance number, notify socket, cluster
+    /// or stdin pipe.
+    fn plain<'a>(app: &'a AppConfig, args: &'a [String]) -> SpawnSpec<'a> {
+        SpawnSpec {
+            app,
+            args,
+            cwd: "/",
+            instance_number: None,
+            notify_socket: None,
+            cluster_worker: None,
+            stdin_pipe: false,
+        }
+    }
+
     #[test]
     fn node_scripts_run_through_the_interpreter_with_node_args() {
         let mut a = app("/srv/app.mjs");
@@ -376,16 +390,7 @@ mod tests {
         let a = app("/bin/sh");
         // The leader leaves a member of its group behind and exits.
         let args = vec!["-c".to_owned(), "sleep 1000 & echo $! >&3".to_owned()];
-        let spec = SpawnSpec {
-            app: &a,
-            args: &args,
-            cwd: "/",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
-        };
-        let mut spawned = spawn(&spec).unwrap();
+        let mut spawned = spawn(&plain(&a, &args)).unwrap();
         let mut line = String::new();
         BufReader::new(spawned.ipc.try_clone().unwrap())
             .read_line(&mut line)
@@ -614,16 +619,7 @@ mod tests {
             "-c".to_owned(),
             "sleep 1000 & echo $!; exec sleep 1000".to_owned(),
         ];
-        let spec = SpawnSpec {
-            app: &a,
-            args: &args,
-            cwd: "/",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
-        };
-        let mut spawned = spawn(&spec).unwrap();
+        let mut spawned = spawn(&plain(&a, &args)).unwrap();
         let pid = spawned.pid;
         let mut stdout = spawned.child.stdout.take().unwrap();
         let mut line = Vec::new();
