@@ -698,6 +698,17 @@ impl Supervisor {
         }
     }
 
+    /// Who a record of process `id` (OS pid `pid`) is about, as logs show it.
+    fn log_process(&self, id: ProcessId, pid: u32) -> LogProcess {
+        let view = self.core.process(id);
+        LogProcess {
+            pid: i64::from(pid),
+            id,
+            number: view.as_ref().map_or(0, |v| v.number),
+            generation: view.as_ref().map(|v| v.generation),
+        }
+    }
+
     /// Tells the core about the spawns that failed since the last turn.
     fn report_failed_spawns(&mut self) {
         let now = Instant::now();
@@ -732,14 +743,7 @@ impl Supervisor {
                     self.logging.release(id, held);
                     return;
                 };
-                let pid = i64::from(watched.handle.pid);
-                let view = self.core.process(id);
-                let process = LogProcess {
-                    pid,
-                    id,
-                    number: view.as_ref().map_or(0, |v| v.number),
-                    generation: view.as_ref().map(|v| v.generation),
-                };
+                let process = self.log_process(id, watched.handle.pid);
                 let kind = match stream {
                     Stream::Stdout => LogKind::Stdout,
                     Stream::Stderr => LogKind::Stderr,
@@ -758,14 +762,7 @@ impl Supervisor {
                     return;
                 };
                 let app = watched.app.clone();
-                let pid = i64::from(watched.handle.pid);
-                let view = self.core.process(id);
-                let process = LogProcess {
-                    pid,
-                    id,
-                    number: view.as_ref().map_or(0, |v| v.number),
-                    generation: view.as_ref().map(|v| v.generation),
-                };
+                let process = self.log_process(id, watched.handle.pid);
                 let record = LogRecord {
                     kind: LogKind::Error,
                     bytes: text.len() as u64,
