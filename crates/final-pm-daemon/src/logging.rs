@@ -1116,6 +1116,20 @@ mod tests {
         }
     }
 
+    /// Lines of process 0 of "web" on stdout, read at `timestamp`, holding
+    /// `held` bytes of the app's budget.
+    fn web_output(logging: &mut Logging, timestamp: u64, texts: &[&str], held: u64) {
+        logging.push_output(
+            ProcessId(0),
+            "web",
+            process(0),
+            LogKind::Stdout,
+            timestamp,
+            lines(texts),
+            held,
+        );
+    }
+
     fn texts(logging: &Logging, app: &str) -> Vec<String> {
         logging
             .query(app, &[], None)
@@ -1135,15 +1149,7 @@ mod tests {
     #[test]
     fn a_logger_is_started_fed_in_order_and_stopped_when_done() {
         let (mut logging, _web, key, now) = setup(1000);
-        logging.push_output(
-            ProcessId(0),
-            "web",
-            process(0),
-            LogKind::Stdout,
-            1,
-            lines(&["a", "b"]),
-            0,
-        );
+        web_output(&mut logging, 1, &["a", "b"], 0);
         let actions = logging.drive(now, 1);
         assert!(matches!(&actions[..], [Action::Start(k)] if *k == key));
         logging.started(&key, ProcessId(1), false);
@@ -1174,15 +1180,7 @@ mod tests {
     #[test]
     fn unacknowledged_records_are_sent_again_after_a_logger_crash() {
         let (mut logging, _web, key, now) = setup(1000);
-        logging.push_output(
-            ProcessId(0),
-            "web",
-            process(0),
-            LogKind::Stdout,
-            1,
-            lines(&["a", "b", "c"]),
-            0,
-        );
+        web_output(&mut logging, 1, &["a", "b", "c"], 0);
         logging.drive(now, 1);
         logging.started(&key, ProcessId(1), true);
         logging.on_running(ProcessId(1));
@@ -1211,15 +1209,7 @@ mod tests {
         logging.start_failed(&key, true, now);
         let line = "x".repeat(39);
         for i in 0..10 {
-            logging.push_output(
-                ProcessId(0),
-                "web",
-                process(0),
-                LogKind::Stdout,
-                i,
-                lines(&[&line]),
-                40,
-            );
+            web_output(&mut logging, i, &[&line], 40);
         }
         let kept = texts(&logging, "web");
         assert!(kept.len() <= 5, "{kept:?}");
@@ -1233,15 +1223,7 @@ mod tests {
     fn while_a_logger_runs_undelivered_records_are_never_evicted() {
         let (mut logging, _web, key, now) = setup(20);
         for i in 0..5 {
-            logging.push_output(
-                ProcessId(0),
-                "web",
-                process(0),
-                LogKind::Stdout,
-                i,
-                lines(&["0123456789"]),
-                0,
-            );
+            web_output(&mut logging, i, &["0123456789"], 0);
         }
         assert_eq!(texts(&logging, "web").len(), 5);
         logging.drive(now, 1);
@@ -1249,30 +1231,14 @@ mod tests {
         logging.on_running(ProcessId(1));
         logging.drive(now, 1);
         logging.on_fed(ProcessId(1), 5);
-        logging.push_output(
-            ProcessId(0),
-            "web",
-            process(0),
-            LogKind::Stdout,
-            9,
-            lines(&["0123456789"]),
-            0,
-        );
+        web_output(&mut logging, 9, &["0123456789"], 0);
         assert!(texts(&logging, "web").len() <= 2, "delivered ones go");
     }
 
     #[test]
     fn finished_buffers_expire_after_the_retention_timeout() {
         let (mut logging, _web, key, now) = setup(1000);
-        logging.push_output(
-            ProcessId(0),
-            "web",
-            process(0),
-            LogKind::Stdout,
-            1,
-            lines(&["a"]),
-            0,
-        );
+        web_output(&mut logging, 1, &["a"], 0);
         logging.drive(now, 1);
         logging.started(&key, ProcessId(1), false);
         logging.on_running(ProcessId(1));

@@ -29,6 +29,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use figures::report;
 use final_pm_protocol::{Client, Generation, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -276,16 +277,6 @@ impl Drop for Manager {
     }
 }
 
-fn figure(scenario: &str, subject: &str, what: &str, unit: &str, value: f64) {
-    println!(
-        "{}",
-        serde_json::json!({
-            "scenario": scenario, "subject": subject, "bench": what, "unit": unit,
-            "median": value.round(), "min": value.round(), "max": value.round(), "runs": 1,
-        })
-    );
-}
-
 /// The whole scenario on one manager.
 fn measure(m: &Manager, seconds: u64, connections: usize) {
     m.cli(&["start", "app", "--wait"]);
@@ -342,50 +333,50 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
     );
     let subject = m.subject;
     let load = format!("{connections} keep-alive connections, {seconds} s, restart halfway");
-    figure(
+    report(
         "cluster-served",
         subject,
         &format!("requests served ({load})"),
         "req",
-        served as f64,
+        &[served as f64],
     );
-    figure(
+    report(
         "cluster-failed",
         subject,
         &format!("requests failed ({load})"),
         "req",
-        failed as f64,
+        &[failed as f64],
     );
-    figure(
+    report(
         "cluster-retried",
         subject,
         "requests sent again: keep-alive connection closed unanswered",
         "req",
-        retried as f64,
+        &[retried as f64],
     );
-    figure(
+    report(
         "cluster-restart",
         subject,
         "`restart app --wait` of 4 under load",
         "ms",
-        wait,
+        &[wait],
     );
     if let Some(replaced) = replaced {
-        figure(
+        report(
             "cluster-replaced",
             subject,
             "restart until 4 new processes run",
             "ms",
-            replaced,
+            &[replaced],
         );
     }
     if let Some(bare) = bare {
-        figure(
+        report(
             "cluster-replaced",
             "bare",
             "restart until 4 new processes run",
             "ms",
-            bare,
+            &[bare],
         );
     }
     eprintln!(
@@ -400,6 +391,8 @@ fn measure(m: &Manager, seconds: u64, connections: usize) {
         );
     }
 }
+
+mod figures;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -34,6 +34,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use figures::report;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ use nix::time::{ClockId, clock_gettime};
 use final_pm::config::{self, LoadOptions};
 
 mod apps200;
+
+mod figures;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -95,12 +98,16 @@ fn main() {
             let cpu: Vec<f64> = samples.iter().map(|&(_, cpu)| cpu).collect();
             report(
                 &format!("config-load-{kind}{suffix}"),
+                "final-pm",
                 &format!("load + validate, {what}, in-process: {when}"),
+                "ms",
                 &wall,
             );
             report(
                 &format!("config-load-{kind}-cpu{suffix}"),
+                "final-pm",
                 &format!("load + validate, {what}, in-process: {when}, thread CPU time"),
+                "ms",
                 &cpu,
             );
         }
@@ -143,30 +150,4 @@ fn thread_cpu_time() -> Duration {
     clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
         .unwrap()
         .into()
-}
-
-fn report(scenario: &str, what: &str, samples: &[f64]) {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let (median, min, max) = (
-        sorted[sorted.len() / 2],
-        sorted[0],
-        sorted[sorted.len() - 1],
-    );
-    println!(
-        "{}",
-        serde_json::json!({
-            "scenario": scenario, "subject": "final-pm", "bench": what, "unit": "ms",
-            "median": round3(median), "min": round3(min), "max": round3(max),
-            "runs": samples.len(),
-        })
-    );
-    eprintln!(
-        "{scenario:<20} {what:<70} median {median:>7.3} ms (min {min:.3}, max {max:.3}, {} runs)",
-        samples.len()
-    );
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

@@ -7,20 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use figures::report;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use final_pm_protocol::{Client, Request};
-
-fn median_min_max(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    (
-        samples[samples.len() / 2],
-        samples[0],
-        samples[samples.len() - 1],
-    )
-}
 
 fn proc_field(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -43,14 +35,7 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// One figure; `scenario` is its id in `bench/run`'s table.
-fn report(scenario: &str, name: &str, unit: &str, (median, min, max): (f64, f64, f64)) {
-    println!(
-        "{{\"scenario\":\"{scenario}\",\"subject\":\"final-pm\",\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
-    );
-    eprintln!("{name:<40} median {median:>10.3} {unit:<4} (min {min:.3}, max {max:.3})");
-}
-
+mod figures;
 mod reaper;
 
 fn main() {
@@ -103,9 +88,10 @@ fn main() {
     });
     report(
         "rpc-roundtrip",
+        "final-pm",
         "request round trip (info, open connection)",
         "us",
-        median_min_max(round_trips),
+        &round_trips,
     );
 
     let mut invocations = Vec::new();
@@ -118,23 +104,31 @@ fn main() {
     }
     report(
         "cli-launch",
+        "final-pm",
         "whole CLI invocation (final-pm --launch)",
         "ms",
-        median_min_max(invocations),
+        &invocations,
     );
 
     std::thread::sleep(Duration::from_millis(500));
     let rss = proc_field(pid, "VmRSS:") as f64;
-    report("proto-rss-idle", "daemon RSS, idle", "KiB", (rss, rss, rss));
+    report(
+        "proto-rss-idle",
+        "final-pm",
+        "daemon RSS, idle",
+        "KiB",
+        &[rss],
+    );
 
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(idle_secs));
     let ticks = (cpu_ticks(pid) - before) as f64;
     report(
         "proto-idle-cpu",
+        "final-pm",
         &format!("daemon CPU over {idle_secs} s idle"),
         "tick",
-        (ticks, ticks, ticks),
+        &[ticks],
     );
 
     cli(&["--kill"]);

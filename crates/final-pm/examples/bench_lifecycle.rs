@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use figures::report;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -16,30 +17,6 @@ use std::time::{Duration, Instant};
 use final_pm_protocol::{AppConfig, Client, Event, LogKind, ReadyOn, Request, Response};
 
 const PROGRAM: &str = "echo up; exec sleep 1000";
-
-fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    (
-        samples[samples.len() / 2],
-        samples[0],
-        samples[samples.len() - 1],
-    )
-}
-
-/// One figure of `subject` (`final-pm` or `bare`); `scenario` is its id in
-/// `bench/run`'s table.
-fn report(
-    scenario: &str,
-    subject: &str,
-    name: &str,
-    unit: &str,
-    (median, min, max): (f64, f64, f64),
-) {
-    println!(
-        "{{\"scenario\":\"{scenario}\",\"subject\":\"{subject}\",\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
-    );
-    eprintln!("{name:<48} median {median:>9.3} {unit:<3} (min {min:.3}, max {max:.3})");
-}
 
 /// Spawns `n` copies like the daemon does (own group, piped output) and waits
 /// for each one's first line; returns the time and kills them.
@@ -89,6 +66,7 @@ async fn next_up(client: &mut Client) -> final_pm_protocol::LogRecord {
     }
 }
 
+mod figures;
 mod reaper;
 
 fn main() {
@@ -170,21 +148,21 @@ fn main() {
             "final-pm",
             "start 50 instant-ready (final-pm)",
             "ms",
-            stats(ours),
+            &ours,
         );
         report(
             "proto-start-50",
             "bare",
             "start 50 bare spawns",
             "ms",
-            stats(theirs),
+            &theirs,
         );
         report(
             "proto-start-50-ratio",
             "final-pm",
             "start 50: final-pm / bare",
             "x",
-            stats(ratios),
+            &ratios,
         );
 
         // --- crash restart -------------------------------------------------
@@ -230,21 +208,21 @@ fn main() {
             "final-pm",
             "crash to replacement's first line (delay 0)",
             "ms",
-            stats(restart),
+            &restart,
         );
         report(
             "proto-crash",
             "bare",
             "bare spawn to first line",
             "ms",
-            stats(spawn),
+            &spawn,
         );
         report(
             "proto-crash-over",
             "final-pm",
             "crash restart: final-pm minus bare spawn",
             "ms",
-            stats(over),
+            &over,
         );
         client.call(Request::KillDaemon {}).await.unwrap();
     });

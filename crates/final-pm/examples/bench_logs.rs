@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use figures::report;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,28 +33,6 @@ fn generate(lines: u64) {
         }
     }
     let _ = out.flush();
-}
-
-fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    (
-        samples[samples.len() / 2],
-        samples[0],
-        samples[samples.len() - 1],
-    )
-}
-
-fn report(
-    scenario: &str,
-    subject: &str,
-    name: &str,
-    unit: &str,
-    (median, min, max): (f64, f64, f64),
-) {
-    println!(
-        "{{\"scenario\":\"{scenario}\",\"subject\":\"{subject}\",\"bench\":\"{name}\",\"unit\":\"{unit}\",\"median\":{median:.3},\"min\":{min:.3},\"max\":{max:.3}}}"
-    );
-    eprintln!("{name:<52} median {median:>9.3} {unit:<3} (min {min:.3}, max {max:.3})");
 }
 
 /// `VmHWM` (peak resident set) of a live process, in KiB.
@@ -300,6 +279,8 @@ fn through_final_pm(exe: &Path, generator: &Path, dir: &Path, lines: u64) -> Run
     }
 }
 
+mod figures;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--generate") {
@@ -350,14 +331,14 @@ fn main() {
         "final-pm",
         "CPU time, daemon",
         "s",
-        stats(daemon_cpu),
+        &daemon_cpu,
     );
     report(
         "logs-2m-cpu",
         "logger",
         "CPU time, file-logger",
         "s",
-        stats(logger_cpu),
+        &logger_cpu,
     );
     let s = "logs-2m";
     report(
@@ -365,49 +346,49 @@ fn main() {
         "final-pm",
         "2M lines into log.txt (final-pm)",
         "s",
-        stats(ours),
+        &ours,
     );
-    report(s, "bare", "2M lines: app | cat > file", "s", stats(theirs));
+    report(s, "bare", "2M lines: app | cat > file", "s", &theirs);
     report(
         "logs-2m-ratio",
         "final-pm",
         "2M lines: final-pm / pipe",
         "x",
-        stats(ratio),
+        &ratio,
     );
     report(
         "logs-2m-rss",
         "final-pm",
         "peak RSS, daemon",
         "KiB",
-        stats(daemon),
+        &daemon,
     );
     report(
         "logs-2m-rss",
         "logger",
         "peak RSS, file-logger",
         "KiB",
-        stats(logger),
+        &logger,
     );
     report(
         "logs-2m-rss-sum",
         "final-pm",
         "peak RSS, daemon + logger",
         "KiB",
-        stats(both),
+        &both,
     );
     report(
         "logs-2m-lost",
         "final-pm",
         "lines lost (all runs)",
         "lines",
-        (lost as f64, lost as f64, lost as f64),
+        &[lost as f64],
     );
     report(
         "logs-2m-order",
         "final-pm",
         "lines out of order (all runs)",
         "lines",
-        (disorder as f64, disorder as f64, disorder as f64),
+        &[disorder as f64],
     );
 }

@@ -40,6 +40,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use figures::report;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -54,6 +55,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 mod apps200;
+mod figures;
 mod reaper;
 use reaper::{Reaper, descendants, kill_everything_below, process_table};
 
@@ -64,33 +66,6 @@ const NODE_PROGRAM: &str = "require('fs').appendFileSync(process.argv[2], 'up ' 
 
 // ---------------------------------------------------------------------------
 // Reporting
-
-fn stats(samples: &[f64]) -> (f64, f64, f64) {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    (s[s.len() / 2], s[0], s[s.len() - 1])
-}
-
-/// One figure: `samples` of `scenario` measured on `subject`.
-fn report(scenario: &str, subject: &str, what: &str, unit: &str, samples: &[f64]) {
-    let (median, min, max) = stats(samples);
-    println!(
-        "{}",
-        serde_json::json!({
-            "scenario": scenario, "subject": subject, "bench": what, "unit": unit,
-            "median": round3(median), "min": round3(min), "max": round3(max),
-            "runs": samples.len(),
-        })
-    );
-    eprintln!(
-        "{scenario:<14} {subject:<9} {what:<52} median {median:>10.3} {unit:<4} (min {min:.3}, max {max:.3}, {} runs)",
-        samples.len()
-    );
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
 
 fn skip(scenario: &str, subject: &str, reason: &str) {
     println!(

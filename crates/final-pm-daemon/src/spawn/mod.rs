@@ -319,15 +319,7 @@ mod tests {
         let mut a = app("/srv/app.mjs");
         a.node_args = vec!["--inspect".into()];
         let args = vec!["x".to_owned()];
-        let spec = SpawnSpec {
-            app: &a,
-            args: &args,
-            cwd: "/",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
-        };
+        let spec = plain(&a, &args);
         assert_eq!(
             command_line(&spec),
             (
@@ -336,15 +328,7 @@ mod tests {
             )
         );
         let b = app("/bin/server");
-        let spec = SpawnSpec {
-            app: &b,
-            args: &args,
-            cwd: "/",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
-        };
+        let spec = plain(&b, &args);
         assert_eq!(
             command_line(&spec),
             ("/bin/server".to_owned(), vec!["x".into()])
@@ -425,26 +409,12 @@ mod tests {
     #[tokio::test]
     async fn missing_program_and_cwd_are_errors_naming_them() {
         let a = app("/nonexistent/program");
-        let spec = SpawnSpec {
-            app: &a,
-            args: &[],
-            cwd: "/",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
-        };
-        let err = spawn(&spec).unwrap_err().to_string();
+        let err = spawn(&plain(&a, &[])).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/program"), "{err}");
         let b = app("/bin/sh");
         let spec = SpawnSpec {
-            app: &b,
-            args: &[],
             cwd: "/nonexistent-dir",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
+            ..plain(&b, &[])
         };
         let err = spawn(&spec).unwrap_err().to_string();
         assert!(err.contains("/nonexistent-dir"), "{err}");
@@ -568,15 +538,7 @@ mod tests {
         a.env
             .insert("PATH".into(), format!("/nonexistent:{}", bin.display()));
         let args = vec!["you".to_owned()];
-        let spec = SpawnSpec {
-            app: &a,
-            args: &args,
-            cwd: "/",
-            instance_number: None,
-            notify_socket: None,
-            cluster_worker: None,
-            stdin_pipe: false,
-        };
+        let spec = plain(&a, &args);
         let (out, _, status) = output(spawn(&spec).unwrap()).await;
         assert_eq!(out, "hello from greet you\n");
         assert!(status.success());
