@@ -216,6 +216,24 @@ fn show_and_inspect_print_what_the_daemon_has() {
         serde_json::from_str(&home.ok(&["inspect", "web/1", "--json"])).unwrap();
     assert_eq!(json["processes"][0]["pid"], web[1].1);
     assert_eq!(json["applications"].as_array().unwrap().len(), 0);
+    assert!(json["processes"][0].get("usage").is_none(), "{json}");
+    // `show --json` has what the table's CPU and memory columns come from:
+    // the daemon's reading of the process's own `/proc` entry.
+    let json: serde_json::Value =
+        serde_json::from_str(&home.ok(&["show", "web/1", "--json"])).unwrap();
+    let usage = &json["processes"][0]["usage"];
+    let vm_rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", web[1].1))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let rss = usage["rss_bytes"].as_u64().unwrap();
+    assert!(
+        rss > 0 && rss.abs_diff(vm_rss_kib * 1024) < 4 * 1024 * 1024,
+        "{usage} vs VmRSS {vm_rss_kib} kB"
+    );
+    assert!(usage["cpu_ms"].as_u64().is_some(), "{usage}");
 
     let err = fails(&home, &["show", "nosuch"], 1);
     assert!(err.contains("No such application: nosuch"), "{err}");

@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(
             parse_text(r#"{"type":"all","requests":[{"type":"info"}]}"#),
             Ok(Request::All {
-                requests: vec![Request::Info {}]
+                requests: vec![Request::Info { usage: false }]
             })
         );
     }

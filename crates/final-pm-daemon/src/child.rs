@@ -191,6 +191,8 @@ pub(crate) struct ChildHandle {
     /// Set for a Node cluster worker.
     cluster: Option<(ClusterHandle, WorkerId)>,
     feed: Option<mpsc::UnboundedSender<FeedCommand>>,
+    /// Its `/proc` entry, for `info` with usage.
+    stat: Option<crate::procfs::StatFile>,
 }
 
 impl ChildHandle {
@@ -206,6 +208,11 @@ impl ChildHandle {
         if let Err(err) = self.group.signal(sig) {
             debug!(pid = self.pid, %err, "signal not delivered");
         }
+    }
+
+    /// CPU time and memory now; `None` once the process is gone.
+    pub(crate) fn usage(&self) -> Option<final_pm_protocol::Usage> {
+        self.stat.as_ref()?.usage()
     }
 
     /// Queues an IPC message; written in order by the channel's writer.
@@ -278,6 +285,7 @@ pub(crate) fn watch(
         stdin,
     } = spawned;
     let group = child.group();
+    let stat = crate::procfs::StatFile::open(pid);
     let is_worker = cluster.is_some();
     let gone = cluster.as_ref().map(|l| (l.cluster.clone(), l.worker));
     let (ipc, ipc_tasks) = crate::ipc::start(
@@ -386,6 +394,7 @@ pub(crate) fn watch(
         ipc,
         cluster: gone,
         feed,
+        stat,
     })
 }
 

@@ -12,7 +12,6 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::{Daemon, DaemonConfig, StartError, paths};
 
@@ -60,17 +59,19 @@ const USAGE: &str = "usage: final-pm-daemon [--home DIR] [--socket PATH] [--deta
 
 /// Runs the daemon in the foreground; returns when it has shut down.
 /// Exit status: 0 after a clean shutdown, 1 when it could not start (for
-/// example "daemon already running"), 2 for bad arguments.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+/// example "daemon already running"), 2 for bad arguments. A number, not an
+/// `ExitCode`, because `final-pm` has its own C entry point and passes the
+/// status on to the C runtime.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     let options = match parse(args) {
         Ok(options) => options,
         Err(message) if message.is_empty() => {
             println!("{USAGE}");
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Err(message) => {
             eprintln!("final-pm-daemon: error: {message}\n{USAGE}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     close_inherited_fds();
@@ -97,7 +98,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(socket) => socket,
         Err(err) => {
             eprintln!("final-pm-daemon: error: {err}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     if options.detach {
@@ -118,7 +119,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("final-pm-daemon: error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     let result = runtime.block_on(async {
@@ -135,14 +136,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             .map_err(StartFailure::Run)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(StartFailure::Start(err @ StartError::AlreadyRunning { .. })) => {
             eprintln!("final-pm-daemon: {err}");
-            ExitCode::FAILURE
+            1
         }
         Err(err) => {
             eprintln!("final-pm-daemon: error: {err:#}");
-            ExitCode::FAILURE
+            1
         }
     }
 }

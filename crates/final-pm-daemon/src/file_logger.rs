@@ -32,7 +32,6 @@ use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use serde::Deserialize;
 
@@ -72,16 +71,16 @@ struct Process {
 }
 
 /// Runs the file-logger; returns when stdin ends.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     let path = args
         .into_iter()
         .next()
         .map_or_else(|| PathBuf::from(DEFAULT_FILE), PathBuf::from);
     match run(&path) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(err) => {
             eprintln!("file-logger: {}: {err}", path.display());
-            ExitCode::FAILURE
+            1
         }
     }
 }

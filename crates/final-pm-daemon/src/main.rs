@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
         .peek()
         .is_some_and(|a| a == final_pm_daemon::file_logger::ENTRY)
     {
-        return final_pm_daemon::file_logger::main(args.skip(1));
+        return final_pm_daemon::file_logger::main(args.skip(1)).into();
     }
-    final_pm_daemon::entry::main(args)
+    final_pm_daemon::entry::main(args).into()
 }

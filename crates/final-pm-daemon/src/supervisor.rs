@@ -422,13 +422,20 @@ impl Supervisor {
         let now = Instant::now();
         let refused = |err: CommandError| Response::error(err.code(), err.to_string());
         match request {
-            Request::Info {} => Response::Info {
+            Request::Info { usage } => Response::Info {
                 applications: self.core.apps().cloned().collect(),
                 processes: self
                     .core
                     .processes()
                     .into_iter()
-                    .map(|p| self.process_info(p))
+                    .map(|p| {
+                        let id = p.id;
+                        let mut info = self.process_info(p);
+                        if usage {
+                            info.usage = self.children.get(&id).and_then(|w| w.handle.usage());
+                        }
+                        info
+                    })
                     .collect(),
                 daemon_version: VERSION.to_owned(),
                 pid: std::process::id(),
@@ -522,6 +529,7 @@ impl Supervisor {
             start_time_ms: view.start_time.map(|t| self.clock.ms(t)),
             create_time_ms: self.clock.ms(view.create_time),
             app: view.outdated.then(|| AppInfo::clone(&view.app)),
+            usage: None,
         }
     }
 

@@ -66,7 +66,7 @@ pub use client::Client;
 pub use error::ProtocolError;
 pub use model::{
     AppConfig, AppInfo, AppType, Environment, EnvironmentIter, Generation, KillSignal, LogKind,
-    LogProcess, LogRecord, Mode, ProcessId, ProcessInfo, ReadyOn, StopSignal,
+    LogProcess, LogRecord, Mode, ProcessId, ProcessInfo, ReadyOn, StopSignal, Usage,
 };
 pub use request::Request;
 pub use response::{DaemonMessage, ErrorCode, ErrorResponse, Event, Response};

@@ -97,7 +97,13 @@ pub enum Request {
     /// ```json
     #[doc = include_str!("../tests/golden/request/info.json")]
     /// ```
-    Info {},
+    Info {
+        /// Also each live process's CPU time and memory
+        /// ([`ProcessInfo::usage`](crate::ProcessInfo::usage)), which costs
+        /// the daemon a read of `/proc` per process: asked for by `show`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        usage: bool,
+    },
     /// Answered once the daemon is at rest: every process running, every log
     /// buffer of a finished app delivered. With `all`, once no process is left.
     ///
@@ -197,7 +203,7 @@ impl Request {
             Self::Stop { .. } => "stop",
             Self::Kill { .. } => "kill",
             Self::Send { .. } => "send",
-            Self::Info {} => "info",
+            Self::Info { .. } => "info",
             Self::Wait { .. } => "wait",
             Self::Logs { .. } => "logs",
             Self::Follow { .. } => "follow",

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use final_pm_protocol::{
     AppConfig, AppInfo, DaemonMessage, Environment, ErrorCode, Event, Generation, LogKind,
-    LogProcess, LogRecord, ProcessId, ProcessInfo, ReadyOn, Request, Response, StopSignal,
+    LogProcess, LogRecord, ProcessId, ProcessInfo, ReadyOn, Request, Response, StopSignal, Usage,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,6 +48,10 @@ fn process() -> ProcessInfo {
         start_time_ms: Some(1_795_000_000_000),
         create_time_ms: 1_795_000_000_000,
         app: None,
+        usage: Some(Usage {
+            cpu_ms: 1520,
+            rss_bytes: 48_234_496,
+        }),
     }
 }
 
@@ -136,7 +140,7 @@ fn requests() {
                 message: serde_json::json!({"cmd": "reload"}),
             },
         ),
-        ("info", Request::Info {}),
+        ("info", Request::Info { usage: true }),
         ("wait", Request::Wait { all: false }),
         (
             "logs",

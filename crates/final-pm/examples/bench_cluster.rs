@@ -173,7 +173,7 @@ fn restart(m: &Manager, before: Option<BTreeSet<u64>>) -> (f64, Option<f64>) {
                 let mut client = Client::connect(&socket, "bench_cluster").await.unwrap();
                 loop {
                     let Response::Info { processes, .. } =
-                        client.call(Request::Info {}).await.unwrap()
+                        client.call(Request::Info { usage: false }).await.unwrap()
                     else {
                         panic!("info answered with something else");
                     };

@@ -76,12 +76,12 @@ fn main() {
     let round_trips = runtime.block_on(async {
         let mut client = Client::connect(&socket, "bench").await.unwrap();
         for _ in 0..1000 {
-            client.call(Request::Info {}).await.unwrap();
+            client.call(Request::Info { usage: false }).await.unwrap();
         }
         let mut samples = Vec::with_capacity(20_000);
         for _ in 0..20_000 {
             let start = Instant::now();
-            client.call(Request::Info {}).await.unwrap();
+            client.call(Request::Info { usage: false }).await.unwrap();
             samples.push(start.elapsed().as_secs_f64() * 1e6);
         }
         samples

@@ -12,12 +12,12 @@ pub(crate) enum Exit {
     Usage,
 }
 
-impl From<Exit> for std::process::ExitCode {
+impl From<Exit> for u8 {
     fn from(exit: Exit) -> Self {
         match exit {
-            Exit::Success => Self::SUCCESS,
-            Exit::Failure => Self::from(1),
-            Exit::Usage => Self::from(2),
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
         }
     }
 }

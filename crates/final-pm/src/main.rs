@@ -1,6 +1,13 @@
 //! `final-pm`: the command-line client of the final-pm daemon, the daemon
 //! itself when started through the hidden `__daemon` entry point, and the
 //! builtin file-logger through `__file-logger`.
+//!
+//! It has its own C entry point (`#![no_main]`, see [`main`]).
+
+// The unit tests get the test harness's own `main`, so the start-up code
+// is unused there.
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 mod action;
 mod cli;
@@ -11,13 +18,11 @@ mod launch;
 mod logview;
 mod output;
 mod plan;
-mod procstat;
 mod run;
 mod selector;
 mod show;
 
 use std::ffi::OsString;
-use std::process::ExitCode;
 
 use clap::Parser;
 // At the crate root, so that `crate::config` works as it did when the
@@ -31,7 +36,50 @@ use crate::output::Output;
 /// The hidden first argument that turns this executable into the daemon.
 const DAEMON_ENTRY: &str = "__daemon";
 
-fn main() -> ExitCode {
+/// The entry point the C runtime calls, in place of the wrapper Rust puts
+/// around `fn main`.
+///
+/// That wrapper's start-up work (reading `/proc/self/maps` to find the main
+/// thread's stack for its overflow message, an alternate signal stack, a
+/// `poll` of fds 0–2) took about a tenth of a whole `final-pm show`, which
+/// people run in loops and scripts. What final-pm relies on from it is done
+/// here: SIGPIPE is ignored (a write to a closed socket or pipe returns an
+/// error instead of killing the daemon, a logger or the CLI), a panic ends
+/// the process with status 101, and stdout is flushed at the end. Lost: the
+/// "has overflowed its stack" message; an overflow still stops the process,
+/// by SIGSEGV. Arguments come through `std::env::args_os`, which the
+/// standard library fills before any entry point runs on Linux with glibc.
+#[allow(
+    unsafe_code,
+    reason = "an exported C `main` is an unsafe attribute; it replaces Rust's start-up"
+)]
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    use std::io::Write;
+    ignore_sigpipe();
+    let status = std::panic::catch_unwind(entry).unwrap_or(101);
+    let _ = std::io::stdout().flush();
+    status.into()
+}
+
+#[allow(
+    unsafe_code,
+    reason = "setting a signal disposition is unsafe in nix; SIG_IGN runs no code"
+)]
+fn ignore_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN installs no handler, so nothing can run in signal
+    // context; this happens before any thread is started.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
+/// The process: the daemon, the file-logger or the CLI; returns the exit
+/// status.
+fn entry() -> u8 {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == DAEMON_ENTRY) {
         return final_pm_daemon::entry::main(args.split_off(2));
@@ -48,7 +96,7 @@ fn main() -> ExitCode {
     };
     if let Some(page) = cli.help_page() {
         Output::new(false, false).result(&page());
-        return ExitCode::SUCCESS;
+        return 0;
     }
     let out = Output::new(cli.verbose, cli.json);
     let invocation = match action::parse(&cli.words) {
@@ -57,7 +105,7 @@ fn main() -> ExitCode {
     };
     if invocation.is_none() && !(cli.kill || cli.launch || cli.force || cli.wait) {
         out.result(&help::short());
-        return ExitCode::SUCCESS;
+        return 0;
     }
     if cli.lines < 0 {
         return usage_error(
@@ -100,12 +148,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn clap_error(err: clap::Error) -> ExitCode {
+fn clap_error(err: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     match err.kind() {
         ErrorKind::DisplayVersion => {
             let _ = err.print();
-            ExitCode::SUCCESS
+            0
         }
         _ => {
             let text = err.render().to_string();
@@ -119,7 +167,7 @@ fn clap_error(err: clap::Error) -> ExitCode {
     }
 }
 
-fn usage_error(out: &Output, message: &str) -> ExitCode {
+fn usage_error(out: &Output, message: &str) -> u8 {
     out.error(&["Arguments"], message);
     out.error(
         &["Arguments"],

@@ -370,6 +370,7 @@ mod tests {
             start_time_ms: Some(1),
             create_time_ms: 1,
             app: None,
+            usage: None,
         }
     }
 

@@ -48,11 +48,16 @@ pub(crate) async fn group(
     // processes upload, and they launch unless it is a dry run, which
     // uploads nothing), so the daemon's state is asked for with the
     // handshake, in the same round trip.
+    let info_request = Request::Info {
+        // Only `show` prints CPU and memory, and reading them costs the
+        // daemon a `/proc` read per process.
+        usage: action == Some(Action::Show),
+    };
     let mut early_info = None;
     let mut client = if launches {
         Some(launch::connect_or_launch(&target, out).await?)
     } else if invocation.is_some() {
-        match launch::connect_and_call(&target, Request::Info {}).await? {
+        match launch::connect_and_call(&target, info_request.clone()).await? {
             Some((client, info)) => {
                 early_info = Some(info);
                 Some(client)
@@ -138,7 +143,7 @@ pub(crate) async fn group(
         out.debug(&["Command"], "info()");
         let info = match early_info {
             Some(info) => info,
-            None => client.call(Request::Info {}).await?,
+            None => client.call(info_request).await?,
         };
         if let Response::Info {
             applications,
@@ -439,7 +444,7 @@ async fn report_progress(target: &Target, out: &Output) {
     let Ok(Some(mut client)) = launch::connect(target).await else {
         return;
     };
-    if let Ok(Response::Info { processes, .. }) = client.call(Request::Info {}).await {
+    if let Ok(Response::Info { processes, .. }) = client.call(Request::Info { usage: false }).await {
         let starting = processes
             .iter()
             .filter(|p| p.generation == Generation::New)

@@ -12,7 +12,6 @@
 use final_pm_protocol::{AppType, Generation, ProcessInfo};
 
 use crate::plan::Snapshot;
-use crate::procstat::{Clock, Usage};
 use crate::selector::{Mode, Selector};
 
 /// How to render.
@@ -54,7 +53,6 @@ const RIGHT: [bool; 8] = [false, true, false, false, false, true, false, false];
 
 /// Renders the table of the selected apps and processes.
 pub(crate) fn render(snapshot: &Snapshot, selectors: &[Selector], style: Style) -> String {
-    let clock = Clock::read();
     let apps = snapshot.selected_apps(selectors, style.verbose);
     let processes = snapshot.selected_processes(selectors, Mode::Loose, style.verbose);
     let mut rows = Vec::new();
@@ -94,7 +92,7 @@ pub(crate) fn render(snapshot: &Snapshot, selectors: &[Selector], style: Style) 
         for p in own {
             legend_old |= p.outdated;
             legend_killing |= p.killing;
-            rows.push(process_row(snapshot, p, clock.as_ref(), style));
+            rows.push(process_row(snapshot, p, style));
         }
     }
     let mut out = String::new();
@@ -154,7 +152,7 @@ pub(crate) fn render(snapshot: &Snapshot, selectors: &[Selector], style: Style) 
     out
 }
 
-fn process_row(snapshot: &Snapshot, p: &ProcessInfo, clock: Option<&Clock>, style: Style) -> Row {
+fn process_row(snapshot: &Snapshot, p: &ProcessInfo, style: Style) -> Row {
     let mut name = format!("{}/{}", p.app_name, p.number);
     let is_logger = snapshot.app_type_of(p) == AppType::Logger;
     if is_logger && !p.args.is_empty() {
@@ -172,7 +170,6 @@ fn process_row(snapshot: &Snapshot, p: &ProcessInfo, clock: Option<&Clock>, styl
     if p.killing {
         name.push_str(" (killing)");
     }
-    let usage: Option<Usage> = p.pid.zip(clock).and_then(|(pid, c)| c.usage(pid));
     let cells = [
         name,
         p.id.to_string(),
@@ -180,8 +177,8 @@ fn process_row(snapshot: &Snapshot, p: &ProcessInfo, clock: Option<&Clock>, styl
         p.generation.as_str().to_owned(),
         uptime(p, style.now_ms),
         p.crashes.to_string(),
-        usage.map_or_else(|| "-".into(), |u| format!("{:.1}%", u.cpu_percent)),
-        usage.map_or_else(|| "-".into(), |u| memory(u.rss_bytes)),
+        cpu_percent(p, style.now_ms).map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
+        p.usage.map_or_else(|| "-".into(), |u| memory(u.rss_bytes)),
     ];
     let generation_colour = match p.generation {
         Generation::Running => GREEN,
@@ -243,6 +240,15 @@ pub(crate) fn duration(seconds: u64) -> String {
     parts.join(" ")
 }
 
+/// CPU time over wall time since the process started, in percent of one
+/// core: the average over its life, as `ps` shows it. At least 10 ms of
+/// life, so a process that just started does not show a wild figure.
+fn cpu_percent(p: &ProcessInfo, now_ms: u64) -> Option<f64> {
+    let usage = p.usage?;
+    let alive_ms = now_ms.saturating_sub(p.start_time_ms?).max(10);
+    Some(usage.cpu_ms as f64 * 100.0 / alive_ms as f64)
+}
+
 fn memory(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
@@ -267,6 +273,22 @@ mod tests {
         assert_eq!(duration(3600), "1h");
         assert_eq!(duration(3661), "1h 1m");
         assert_eq!(duration(90_061), "1d 1h");
+    }
+
+    #[test]
+    fn cpu_is_the_average_over_the_process_life() {
+        let mut p: ProcessInfo = serde_json::from_value(serde_json::json!({
+            "id": 1, "pid": 42, "app_name": "web", "number": 0,
+            "generation": "running", "args": [], "cwd": "/", "crashes": 0,
+            "started": true, "ready": true, "killing": false, "revision": 1,
+            "outdated": false, "start_time_ms": 1_000_000, "create_time_ms": 1_000_000,
+            "usage": {"cpu_ms": 1500, "rss_bytes": 4096},
+        }))
+        .unwrap();
+        // 1.5 s of CPU over 10 s of life.
+        assert_eq!(cpu_percent(&p, 1_010_000), Some(15.0));
+        p.usage = None;
+        assert_eq!(cpu_percent(&p, 1_010_000), None);
     }
 
     #[test]

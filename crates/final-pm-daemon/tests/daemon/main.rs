@@ -58,7 +58,7 @@ async fn shutdown_future_stops_the_daemon_and_cleans_up() {
     let mut client = Client::connect(&socket, "test").await.unwrap();
     assert_eq!(client.daemon_pid(), std::process::id());
     assert!(matches!(
-        client.call(Request::Info {}).await.unwrap(),
+        client.call(Request::Info { usage: false }).await.unwrap(),
         Response::Info { .. }
     ));
     token.cancel();
@@ -71,7 +71,7 @@ async fn shutdown_future_stops_the_daemon_and_cleans_up() {
     assert!(!socket.with_extension("sock.lock").exists());
     // The connection was closed by the daemon.
     assert!(matches!(
-        client.call(Request::Info {}).await,
+        client.call(Request::Info { usage: false }).await,
         Err(ProtocolError::Closed | ProtocolError::Io { .. })
     ));
 }
@@ -111,7 +111,7 @@ async fn a_request_sent_with_the_hello_is_answered_after_it() {
     let config = config(&dir);
     let socket = config.socket.clone();
     let (token, task) = spawn(config);
-    let (mut client, info) = Client::connect_and_call(&socket, "test", Request::Info {})
+    let (mut client, info) = Client::connect_and_call(&socket, "test", Request::Info { usage: false })
         .await
         .unwrap();
     assert_eq!(client.daemon_pid(), std::process::id());
@@ -124,7 +124,7 @@ async fn a_request_sent_with_the_hello_is_answered_after_it() {
     }
     // The connection goes on like any other.
     assert!(matches!(
-        client.call(Request::Info {}).await.unwrap(),
+        client.call(Request::Info { usage: false }).await.unwrap(),
         Response::Info { .. }
     ));
     // A refused request is an error, as from call.
