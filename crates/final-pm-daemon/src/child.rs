@@ -191,8 +191,8 @@ pub(crate) struct ChildHandle {
     /// Set for a Node cluster worker.
     cluster: Option<(ClusterHandle, WorkerId)>,
     feed: Option<mpsc::UnboundedSender<FeedCommand>>,
-    /// Its `/proc` entry, for `info` with usage.
-    stat: Option<crate::procfs::StatFile>,
+    /// Its `/proc/<pid>/statm`, for `info` with usage.
+    statm: Option<crate::procfs::StatmFile>,
 }
 
 impl ChildHandle {
@@ -212,7 +212,12 @@ impl ChildHandle {
 
     /// CPU time and memory now; `None` once the process is gone.
     pub(crate) fn usage(&self) -> Option<final_pm_protocol::Usage> {
-        self.stat.as_ref()?.usage()
+        let rss_bytes = self.statm.as_ref()?.rss_bytes()?;
+        let cpu = self.group.cpu_time()?;
+        Some(final_pm_protocol::Usage {
+            cpu_ms: u64::try_from(cpu.as_millis()).unwrap_or(u64::MAX),
+            rss_bytes,
+        })
     }
 
     /// Queues an IPC message; written in order by the channel's writer.
@@ -285,7 +290,7 @@ pub(crate) fn watch(
         stdin,
     } = spawned;
     let group = child.group();
-    let stat = crate::procfs::StatFile::open(pid);
+    let statm = crate::procfs::StatmFile::open(pid);
     let is_worker = cluster.is_some();
     let gone = cluster.as_ref().map(|l| (l.cluster.clone(), l.worker));
     let (ipc, ipc_tasks) = crate::ipc::start(
@@ -394,7 +399,7 @@ pub(crate) fn watch(
         ipc,
         cluster: gone,
         feed,
-        stat,
+        statm,
     })
 }
 

@@ -8,13 +8,6 @@ use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
-use final_pm_protocol::Usage;
-
-/// More than the fields [`StatFile::usage`] needs: those up to `rss`
-/// (field 24) take at most about 600 bytes even with every number at its
-/// widest, so a longer line that does not fit loses only fields not read.
-const STAT_BUFFER: usize = 1024;
-
 /// Whether `pid` exists and has not exited: a zombie (exited, not yet reaped
 /// by its parent) counts as gone, since it runs no code and holds no socket.
 pub fn is_alive(pid: u32) -> bool {
@@ -57,65 +50,54 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     all
 }
 
-/// A process's `/proc/<pid>/stat`, opened once when the process is
-/// spawned and read again for each `info` that asks for usage: a `pread`
-/// of an open file skips the path walk, the pid lookup and the close that
-/// an open per read costs (about half the time of a fresh read).
+/// A process's `/proc/<pid>/statm`, opened once when the process is
+/// spawned and read again for each `info` that asks for usage.
+///
+/// `statm` rather than `stat`: the kernel writes its seven numbers without
+/// walking the process's threads or formatting fifty fields, and a `pread`
+/// of an open file skips the path walk, the pid lookup and the close. For
+/// 50 processes that is about 1.5 µs each instead of 5 µs (`stat` held
+/// open) or 12 µs (opened each time), and 4 µs instead of 34 µs when the
+/// kernel's caches are cold after the daemon idled. The CPU time comes
+/// from the process's CPU clock instead (`spawn::Group::cpu_time`).
 ///
 /// The file stays bound to the process it was opened for: once that
 /// process is gone, reads fail even if its pid is given to another one.
 #[derive(Debug)]
-pub(crate) struct StatFile(File);
+pub(crate) struct StatmFile(File);
 
-impl StatFile {
+impl StatmFile {
     pub(crate) fn open(pid: u32) -> Option<Self> {
-        File::open(format!("/proc/{pid}/stat")).ok().map(Self)
+        File::open(format!("/proc/{pid}/statm")).ok().map(Self)
     }
 
-    /// The usage now, or `None` once the process is gone.
-    pub(crate) fn usage(&self) -> Option<Usage> {
-        let mut buf = [0; STAT_BUFFER];
+    /// The resident set in bytes, or `None` once the process is gone.
+    pub(crate) fn rss_bytes(&self) -> Option<u64> {
+        // Seven numbers: at most about 140 bytes.
+        let mut buf = [0; 256];
         // `/proc` generates the whole line on the first read.
         let n = self.0.read_at(&mut buf, 0).ok()?;
-        parse_usage(&buf[..n], machine()?)
+        parse_rss(&buf[..n], page_size()?)
     }
 }
 
-/// Machine constants needed to interpret `/proc/<pid>/stat`.
-#[derive(Debug, Clone, Copy)]
-struct Machine {
-    ticks_per_second: u64,
-    page_size: u64,
-}
-
-fn machine() -> Option<Machine> {
-    static MACHINE: OnceLock<Option<Machine>> = OnceLock::new();
-    *MACHINE.get_or_init(|| {
+fn page_size() -> Option<u64> {
+    static PAGE_SIZE: OnceLock<Option<u64>> = OnceLock::new();
+    *PAGE_SIZE.get_or_init(|| {
         use nix::unistd::{SysconfVar, sysconf};
-        let ticks = sysconf(SysconfVar::CLK_TCK).ok().flatten()?;
-        let page = sysconf(SysconfVar::PAGE_SIZE).ok().flatten()?;
-        Some(Machine {
-            ticks_per_second: u64::try_from(ticks).ok().filter(|&t| t > 0)?,
-            page_size: u64::try_from(page).ok()?,
-        })
+        u64::try_from(sysconf(SysconfVar::PAGE_SIZE).ok().flatten()?).ok()
     })
 }
 
-fn parse_usage(stat: &[u8], machine: Machine) -> Option<Usage> {
-    // The command name may contain spaces, parentheses and bytes that are
-    // not UTF-8; the fields after the last ')' are fixed, ASCII numbers.
-    // Field 3 (state) is the first of them.
-    let rest = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-    let mut fields = std::str::from_utf8(rest).ok()?.split_ascii_whitespace();
-    // Fields 14, 15 and 24, counting on from field 3.
-    let mut next = |skip: usize| -> Option<u64> { fields.nth(skip)?.parse().ok() };
-    let utime = next(14 - 3)?;
-    let stime = next(0)?;
-    let rss_pages = next(24 - 16)?;
-    Some(Usage {
-        cpu_ms: (utime + stime).saturating_mul(1000) / machine.ticks_per_second,
-        rss_bytes: rss_pages.saturating_mul(machine.page_size),
-    })
+/// `statm` is `size resident shared text lib data dt`, in pages.
+fn parse_rss(statm: &[u8], page_size: u64) -> Option<u64> {
+    let resident = std::str::from_utf8(statm)
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?;
+    Some(resident.saturating_mul(page_size))
 }
 
 #[cfg(test)]
@@ -123,50 +105,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_process_has_memory_and_its_usage_ends_with_it() {
+    fn a_live_process_has_memory_until_it_is_gone() {
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
         // Opened before the child may have run `exec`, whose new program
         // then faults its pages in: the file follows the process.
-        let stat = StatFile::open(child.id()).unwrap();
+        let statm = StatmFile::open(child.id()).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let usage = loop {
-            let usage = stat.usage().unwrap();
-            if usage.rss_bytes > 100_000 || std::time::Instant::now() > deadline {
-                break usage;
+        let rss = loop {
+            let rss = statm.rss_bytes().unwrap();
+            if rss > 100_000 || std::time::Instant::now() > deadline {
+                break rss;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
-        assert!(usage.rss_bytes > 100_000, "{usage:?}");
-        assert!(usage.cpu_ms < 5_000, "{usage:?}");
+        assert!(rss > 100_000, "{rss}");
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(stat.usage(), None);
-        assert!(StatFile::open(child.id()).is_none());
+        assert_eq!(statm.rss_bytes(), None);
+        assert!(StatmFile::open(child.id()).is_none());
     }
 
     #[test]
-    fn names_with_spaces_and_parentheses_parse() {
-        let machine = Machine {
-            ticks_per_second: 100,
-            page_size: 4096,
-        };
-        // utime 50 + stime 70 ticks = 1.2 s.
-        let stat = "42 (a (b) c) S 1 42 42 0 -1 0 0 0 0 0 50 70 0 0 20 0 1 0 10000 0 25 0";
-        let usage = parse_usage(stat.as_bytes(), machine).unwrap();
+    fn rss_is_the_second_number_in_pages() {
         assert_eq!(
-            usage,
-            Usage {
-                cpu_ms: 1200,
-                rss_bytes: 25 * 4096
-            }
+            parse_rss(b"2990 413 370 4 0 84 0\n", 4096),
+            Some(413 * 4096)
         );
-        // A name is any bytes, UTF-8 or not.
-        let stat = b"42 (a\xff) S 1 42 42 0 -1 0 0 0 0 0 50 70 0 0 20 0 1 0 10000 0 25 0";
-        assert_eq!(parse_usage(stat, machine), Some(usage));
-        assert_eq!(parse_usage(b"42 (truncated", machine), None);
+        assert_eq!(parse_rss(b"2990", 4096), None);
+        assert_eq!(parse_rss(b"", 4096), None);
     }
 
     #[test]

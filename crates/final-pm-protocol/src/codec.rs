@@ -10,7 +10,7 @@ use std::io;
 use std::marker::PhantomData;
 
 use serde::Serialize;
-use tokio_util::bytes::{BufMut, Bytes, BytesMut};
+use tokio_util::bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::MAX_LINE_LENGTH;
@@ -144,9 +144,14 @@ impl<T: Serialize> Encoder<T> for JsonLinesCodec<T> {
     type Error = io::Error;
 
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> io::Result<()> {
-        let mut writer = dst.writer();
-        serde_json::to_writer(&mut writer, &item).map_err(io::Error::other)?;
-        writer.into_inner().put_u8(b'\n');
+        // Into a `Vec` first: serde_json writes a message in many small
+        // pieces (every quote, key and comma), which a `Vec` appends inline,
+        // while `BytesMut`'s writer takes a call and a capacity check for
+        // each; for an `info` of 50 processes that was a third of encoding.
+        let mut line = Vec::with_capacity(256);
+        serde_json::to_writer(&mut line, &item).map_err(io::Error::other)?;
+        line.push(b'\n');
+        dst.extend_from_slice(&line);
         Ok(())
     }
 }

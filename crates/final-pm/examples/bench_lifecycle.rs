@@ -133,7 +133,9 @@ fn main() {
                 theirs.push(bare_ms);
             }
             // Stop them all and let the daemon settle before the next round.
-            if let Response::Info { processes, .. } = client.call(Request::Info { usage: false }).await.unwrap() {
+            if let Response::Info { processes, .. } =
+                client.call(Request::Info { usage: false }).await.unwrap()
+            {
                 // Only the app's own: its logger stops by itself once they
                 // are gone, and may be gone already.
                 for p in processes.iter().filter(|p| p.app_name == "many") {

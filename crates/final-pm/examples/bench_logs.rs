@@ -221,7 +221,8 @@ fn through_final_pm(exe: &Path, generator: &Path, dir: &Path, lines: u64) -> Run
         let deadline = start + Duration::from_secs(300);
         loop {
             if logger_pid.is_none()
-                && let Ok(Response::Info { processes, .. }) = client.call(Request::Info { usage: false }).await
+                && let Ok(Response::Info { processes, .. }) =
+                    client.call(Request::Info { usage: false }).await
             {
                 logger_pid = processes
                     .iter()

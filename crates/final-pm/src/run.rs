@@ -444,7 +444,8 @@ async fn report_progress(target: &Target, out: &Output) {
     let Ok(Some(mut client)) = launch::connect(target).await else {
         return;
     };
-    if let Ok(Response::Info { processes, .. }) = client.call(Request::Info { usage: false }).await {
+    if let Ok(Response::Info { processes, .. }) = client.call(Request::Info { usage: false }).await
+    {
         let starting = processes
             .iter()
             .filter(|p| p.generation == Generation::New)

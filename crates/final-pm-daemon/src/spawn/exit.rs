@@ -78,6 +78,22 @@ impl Group {
         }
     }
 
+    /// CPU time the leader's process has used (all its threads), or `None`
+    /// once it is reaped: the clock is looked up by pid, which would then
+    /// name whoever got it next.
+    pub(crate) fn cpu_time(&self) -> Option<std::time::Duration> {
+        use nix::time::{ClockId, clock_gettime};
+        // Linux's id of a process's CPU clock (`MAKE_PROCESS_CPUCLOCK(pid,
+        // CPUCLOCK_SCHED)` in the kernel's ABI): what `clock_getcpuclockid`
+        // returns, without the `clock_getres` call glibc makes to check it.
+        let clock = ClockId::from_raw((!self.leader.as_raw() << 3) | 2);
+        let reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
+        if *reaped {
+            return None;
+        }
+        clock_gettime(clock).ok().map(Into::into)
+    }
+
     /// Reaps the leader with `reap` while no signal can be in flight, and
     /// marks the group as no longer addressable if it succeeded.
     fn reap<T>(&self, reap: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {

@@ -407,6 +407,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_cpu_clock_counts_the_process_and_ends_with_its_reaping() {
+        let a = app("/bin/sh");
+        // Busy for a moment, then says so and waits for its end.
+        let args = vec![
+            "-c".to_owned(),
+            "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo >&3; exec sleep 1000"
+                .to_owned(),
+        ];
+        let mut spawned = spawn(&plain(&a, &args)).unwrap();
+        let mut line = String::new();
+        BufReader::new(spawned.ipc.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let group = spawned.child.group();
+        let cpu = group.cpu_time().unwrap();
+        assert!(cpu >= std::time::Duration::from_millis(10), "{cpu:?}");
+        assert!(cpu < std::time::Duration::from_secs(60), "{cpu:?}");
+        group.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+        spawned.child.wait().await.unwrap();
+        // Reaped: the pid may be anyone's now.
+        assert_eq!(group.cpu_time(), None);
+    }
+
+    #[tokio::test]
     async fn missing_program_and_cwd_are_errors_naming_them() {
         let a = app("/nonexistent/program");
         let err = spawn(&plain(&a, &[])).unwrap_err().to_string();

@@ -101,7 +101,12 @@ impl Fixture {
     }
 
     pub async fn processes(&mut self) -> Vec<ProcessInfo> {
-        match self.client.request(Request::Info { usage: false }).await.unwrap() {
+        match self
+            .client
+            .request(Request::Info { usage: false })
+            .await
+            .unwrap()
+        {
             Response::Info { processes, .. } => {
                 self.pids.extend(processes.iter().filter_map(|p| p.pid));
                 processes

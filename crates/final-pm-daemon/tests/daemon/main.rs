@@ -111,9 +111,10 @@ async fn a_request_sent_with_the_hello_is_answered_after_it() {
     let config = config(&dir);
     let socket = config.socket.clone();
     let (token, task) = spawn(config);
-    let (mut client, info) = Client::connect_and_call(&socket, "test", Request::Info { usage: false })
-        .await
-        .unwrap();
+    let (mut client, info) =
+        Client::connect_and_call(&socket, "test", Request::Info { usage: false })
+            .await
+            .unwrap();
     assert_eq!(client.daemon_pid(), std::process::id());
     match info {
         Response::Info { pid, processes, .. } => {
