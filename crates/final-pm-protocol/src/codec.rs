@@ -156,8 +156,10 @@ impl<T: Serialize> Encoder<T> for JsonLinesCodec<T> {
     }
 }
 
+/// The first newline: with SIMD, since an `info` of 50 processes is ~19 KB
+/// to search (a byte-at-a-time loop took 1% of a whole `final-pm show`).
 fn memchr(haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', haystack)
 }
 
 #[cfg(test)]
