@@ -43,9 +43,11 @@ const DAEMON_ENTRY: &str = "__daemon";
 /// thread's stack for its overflow message, an alternate signal stack, a
 /// `poll` of fds 0–2) took about a tenth of a whole `final-pm show`, which
 /// people run in loops and scripts. What final-pm relies on from it is done
-/// here: SIGPIPE is ignored (a write to a closed socket or pipe returns an
-/// error instead of killing the daemon, a logger or the CLI), a panic ends
-/// the process with status 101, and stdout is flushed at the end. Lost: the
+/// here: fds 0–2 are opened on `/dev/null` if they are closed (or the
+/// first socket would become stdout), SIGPIPE is ignored (a write to a
+/// closed socket or pipe returns an error instead of killing the daemon, a
+/// logger or the CLI), a panic ends the process with status 101, and stdout
+/// is flushed at the end. Lost: the
 /// "has overflowed its stack" message; an overflow still stops the process,
 /// by SIGSEGV. Arguments come through `std::env::args_os`, which the
 /// standard library fills before any entry point runs on Linux with glibc.
@@ -60,10 +62,29 @@ extern "C" fn main(
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
     use std::io::Write;
+    open_standard_fds();
     ignore_sigpipe();
     let status = std::panic::catch_unwind(entry).unwrap_or(101);
     let _ = std::io::stdout().flush();
     status.into()
+}
+
+/// Opens `/dev/null` on each of fds 0–2 that is closed, lowest first, so
+/// each lands on its own number.
+#[allow(unsafe_code, reason = "probing whether a raw fd number is open")]
+fn open_standard_fds() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    use nix::sys::stat::Mode;
+    use std::os::fd::{BorrowedFd, IntoRawFd};
+    for fd in 0..3 {
+        // SAFETY: the borrowed fd is only used for F_GETFD, which fails
+        // harmlessly (EBADF) when the number is not open, and is not kept.
+        let open_already = fcntl(unsafe { BorrowedFd::borrow_raw(fd) }, FcntlArg::F_GETFD).is_ok();
+        if !open_already {
+            // Kept open for the life of the process, as stdio.
+            let _ = open("/dev/null", OFlag::O_RDWR, Mode::empty()).map(IntoRawFd::into_raw_fd);
+        }
+    }
 }
 
 #[allow(
