@@ -10,6 +10,13 @@
 //! The app is this executable: `bench_logs --generate LINES` writes
 //! `00000001 xxx…` lines (99 bytes and a newline) through an 8 KiB buffer,
 //! as a C program's stdio would into a pipe.
+//!
+//! A second baseline is the floor of final-pm's design, a process that
+//! reads the app's pipe and formats lines feeding another that writes the
+//! file: `app | bench_logs --prefix | cat > file`, where `--prefix` does only
+//! that (64 KiB reads, each line behind a fixed prefix as long as the
+//! file-logger's, one write per read) and nothing final-pm does besides
+//! (records, buffer, followers, acknowledgements).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,6 +40,36 @@ fn generate(lines: u64) {
         }
     }
     let _ = out.flush();
+}
+
+/// Copies stdin to stdout with every line behind a prefix of the
+/// file-logger's length: the least a formatting stage can do.
+fn prefix() {
+    const PREFIX: &[u8] = b"[2026-12-02T02:17:36.980Z] [spam/0 23573] [STDOUT]: ";
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut input = vec![0u8; 128 * 1024];
+    let mut out = Vec::with_capacity(256 * 1024);
+    let mut kept = 0;
+    loop {
+        let n = match stdin.read(&mut input[kept..kept + 64 * 1024]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let end = kept + n;
+        let mut start = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &input[start..end]) {
+            out.extend_from_slice(PREFIX);
+            out.extend_from_slice(&input[start..=start + pos]);
+            start += pos + 1;
+        }
+        if stdout.write_all(&out).is_err() {
+            return;
+        }
+        out.clear();
+        input.copy_within(start..end, 0);
+        kept = end - start;
+    }
 }
 
 /// `VmHWM` (peak resident set) of a live process, in KiB.
@@ -162,6 +199,28 @@ fn bare(generator: &Path, dir: &Path, lines: u64) -> f64 {
     elapsed
 }
 
+/// `app | bench_logs --prefix | cat > file`: seconds until cat has written
+/// everything.
+fn floor(generator: &Path, dir: &Path, lines: u64) -> f64 {
+    let file = dir.join("floor.txt");
+    let g = generator.display();
+    let script = format!(
+        "'{g}' --generate {lines} | '{g}' --prefix | cat > '{}'",
+        file.display()
+    );
+    let start = Instant::now();
+    let status = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(status.success());
+    let (found, disorder) = check(&file, lines, "]: ");
+    assert_eq!((found, disorder), (lines, 0), "the floor pipeline lost lines");
+    let _ = std::fs::remove_file(&file);
+    elapsed
+}
+
 struct Run {
     seconds: f64,
     lost: u64,
@@ -284,6 +343,10 @@ mod figures;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--prefix") {
+        prefix();
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("--generate") {
         generate(
             args.get(2)
@@ -307,11 +370,15 @@ fn main() {
     let (mut daemon, mut logger, mut both) = (Vec::new(), Vec::new(), Vec::new());
     let (mut lost, mut disorder) = (0, 0);
     let (mut daemon_cpu, mut logger_cpu) = (Vec::new(), Vec::new());
+    let (mut floors, mut floor_ratio) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let pipe = bare(&generator, dir.path(), lines);
+        let least = floor(&generator, dir.path(), lines);
+        floors.push(least);
+        floor_ratio.push(least / pipe);
         let r = through_final_pm(&exe, &generator, dir.path(), lines);
         eprintln!(
-            "run {run}: final-pm {:.3} s, pipe {pipe:.3} s, lost {}, out of order {}, daemon peak {} KiB, logger peak {} KiB, cpu daemon {:.2} s logger {:.2} s",
+            "run {run}: final-pm {:.3} s, pipe {pipe:.3} s, floor {least:.3} s, lost {}, out of order {}, daemon peak {} KiB, logger peak {} KiB, cpu daemon {:.2} s logger {:.2} s",
             r.seconds, r.lost, r.disorder, r.daemon_kib, r.logger_kib, r.daemon_cpu, r.logger_cpu
         );
         eprintln!("  daemon: {}", r.daemon_usage);
@@ -356,6 +423,20 @@ fn main() {
         "2M lines: final-pm / pipe",
         "x",
         &ratio,
+    );
+    report(
+        "logs-2m-floor",
+        "bare",
+        "2M lines: app | prefixer | cat > file (the design's floor)",
+        "s",
+        &floors,
+    );
+    report(
+        "logs-2m-floor-ratio",
+        "bare",
+        "2M lines: the design's floor / pipe",
+        "x",
+        &floor_ratio,
     );
     report(
         "logs-2m-rss",
