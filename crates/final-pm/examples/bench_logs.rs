@@ -216,7 +216,11 @@ fn floor(generator: &Path, dir: &Path, lines: u64) -> f64 {
     let elapsed = start.elapsed().as_secs_f64();
     assert!(status.success());
     let (found, disorder) = check(&file, lines, "]: ");
-    assert_eq!((found, disorder), (lines, 0), "the floor pipeline lost lines");
+    assert_eq!(
+        (found, disorder),
+        (lines, 0),
+        "the floor pipeline lost lines"
+    );
     let _ = std::fs::remove_file(&file);
     elapsed
 }
