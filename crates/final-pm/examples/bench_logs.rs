@@ -431,7 +431,7 @@ fn main() {
     report(
         "logs-2m-floor",
         "bare",
-        "2M lines: app | prefixer | cat > file (the design's floor)",
+        "2M lines: app, a prefixer, cat > file (the design's floor)",
         "s",
         &floors,
     );
