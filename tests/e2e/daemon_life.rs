@@ -360,3 +360,43 @@ fn daemon_keeps_no_descriptor_its_launcher_passed_down() {
         "the pipe got no end of file: the daemon (pid {daemon}) still holds fd 9"
     );
 }
+
+#[test]
+fn a_low_open_file_limit_does_not_cap_the_number_of_processes() {
+    // Each process holds five of the daemon's descriptors: 40 of them need
+    // about 200, twice the soft limit the daemon is launched with here.
+    let home = Home::new();
+    home.config(
+        r#"{"applications": [{"name": "many", "run": "/bin/sleep", "args": ["1000"],
+            "ready-on": "instant", "instances": 40}]}"#,
+    );
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "ulimit -S -n 100 && exec \"$0\" \"$@\"", bin()])
+        .args(["start", "many"]);
+    for (key, value) in home.cmd(&[]).get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.current_dir(home.dir.path());
+    let out = cmd.output().unwrap();
+    home.remember_daemon();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pids = home.settle("many", 40);
+    assert!(
+        pids.iter()
+            .all(|(_, pid)| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    );
+    let daemon = home.daemon_pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{daemon}/limits")).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit not raised: {open_files}"
+    );
+}

@@ -112,6 +112,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(%err, "cannot become a child subreaper; orphaned grandchildren go to init");
     }
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,6 +155,25 @@ enum StartFailure {
     Start(#[from] StartError),
     #[error("{0:#}")]
     Run(anyhow::Error),
+}
+
+/// Raises the soft limit on open files to the hard one.
+///
+/// Each managed process holds five of the daemon's descriptors (its pidfd,
+/// its stdout and stderr pipes, its IPC socket and its `/proc` statm file),
+/// so the usual soft limit of 1024 would stop the daemon near 200 processes
+/// with "too many open files". Like supervisord's `minfds`, the daemon takes
+/// what the hard limit allows; the processes it starts inherit it.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(soft, hard, "open file limit raised"),
+            Err(err) => tracing::warn!(%err, soft, hard, "cannot raise the open file limit"),
+        },
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "cannot read the open file limit"),
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
