@@ -180,9 +180,22 @@ fn check(path: &Path, lines: u64, marker: &str) -> (u64, u64) {
 
 /// `app | cat > file`: seconds until cat has written everything.
 fn bare(generator: &Path, dir: &Path, lines: u64) -> f64 {
-    let file = dir.join("bare.txt");
+    shell_pipeline(generator, dir, lines, "", "")
+}
+
+/// `app | bench_logs --prefix | cat > file`: seconds until cat has written
+/// everything.
+fn floor(generator: &Path, dir: &Path, lines: u64) -> f64 {
+    let prefixer = format!("'{}' --prefix | ", generator.display());
+    shell_pipeline(generator, dir, lines, &prefixer, "]: ")
+}
+
+/// `app | MIDDLE cat > file` through `sh`: seconds until it is done, after
+/// checking that every line arrived in order (after `marker`, if any).
+fn shell_pipeline(generator: &Path, dir: &Path, lines: u64, middle: &str, marker: &str) -> f64 {
+    let file = dir.join("pipeline.txt");
     let script = format!(
-        "'{}' --generate {lines} | cat > '{}'",
+        "'{}' --generate {lines} | {middle}cat > '{}'",
         generator.display(),
         file.display()
     );
@@ -192,35 +205,9 @@ fn bare(generator: &Path, dir: &Path, lines: u64) -> f64 {
         .status()
         .unwrap();
     let elapsed = start.elapsed().as_secs_f64();
-    assert!(status.success());
-    let (found, disorder) = check(&file, lines, "");
-    assert_eq!((found, disorder), (lines, 0), "the bare pipe lost lines");
-    let _ = std::fs::remove_file(&file);
-    elapsed
-}
-
-/// `app | bench_logs --prefix | cat > file`: seconds until cat has written
-/// everything.
-fn floor(generator: &Path, dir: &Path, lines: u64) -> f64 {
-    let file = dir.join("floor.txt");
-    let g = generator.display();
-    let script = format!(
-        "'{g}' --generate {lines} | '{g}' --prefix | cat > '{}'",
-        file.display()
-    );
-    let start = Instant::now();
-    let status = Command::new("/bin/sh")
-        .args(["-c", &script])
-        .status()
-        .unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
-    assert!(status.success());
-    let (found, disorder) = check(&file, lines, "]: ");
-    assert_eq!(
-        (found, disorder),
-        (lines, 0),
-        "the floor pipeline lost lines"
-    );
+    assert!(status.success(), "{script}");
+    let (found, disorder) = check(&file, lines, marker);
+    assert_eq!((found, disorder), (lines, 0), "{script} lost lines");
     let _ = std::fs::remove_file(&file);
     elapsed
 }
