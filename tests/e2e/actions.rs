@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Home, alive, stderr, stdout, wait_for};
+use crate::harness::{Home, alive, rss_kib, stderr, stdout, wait_for};
 
 /// An app that prints three lines and then idles; SIGINT (the default stop
 /// signal) ends it.
@@ -222,12 +222,7 @@ fn show_and_inspect_print_what_the_daemon_has() {
     let json: serde_json::Value =
         serde_json::from_str(&home.ok(&["show", "web/1", "--json"])).unwrap();
     let usage = &json["processes"][0]["usage"];
-    let vm_rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", web[1].1))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let vm_rss_kib = rss_kib(web[1].1);
     let rss = usage["rss_bytes"].as_u64().unwrap();
     assert!(
         rss > 0 && rss.abs_diff(vm_rss_kib * 1024) < 4 * 1024 * 1024,

@@ -384,10 +384,7 @@ fn a_low_open_file_limit_does_not_cap_the_number_of_processes() {
     home.remember_daemon();
     assert!(out.status.success(), "{}", stderr(&out));
     let pids = home.settle("many", 40);
-    assert!(
-        pids.iter()
-            .all(|(_, pid)| std::path::Path::new(&format!("/proc/{pid}")).exists())
-    );
+    assert!(pids.iter().all(|&(_, pid)| alive(pid)), "{pids:?}");
     let daemon = home.daemon_pid().unwrap();
     let limits = std::fs::read_to_string(format!("/proc/{daemon}/limits")).unwrap();
     let open_files = limits

@@ -104,15 +104,41 @@ fn parse_rss(statm: &[u8], page_size: u64) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// A `sleep` that is killed and reaped when the test ends, failed or not.
+    struct Sleeper(std::process::Child);
+
+    impl Sleeper {
+        fn start() -> Self {
+            Self(
+                std::process::Command::new("sleep")
+                    .arg("5")
+                    .spawn()
+                    .unwrap(),
+            )
+        }
+
+        fn pid(&self) -> u32 {
+            self.0.id()
+        }
+
+        fn end(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            self.end();
+        }
+    }
+
     #[test]
     fn a_live_process_has_memory_until_it_is_gone() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let mut child = Sleeper::start();
         // Opened before the child may have run `exec`, whose new program
         // then faults its pages in: the file follows the process.
-        let statm = StatmFile::open(child.id()).unwrap();
+        let statm = StatmFile::open(child.pid()).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let rss = loop {
             let rss = statm.rss_bytes().unwrap();
@@ -122,10 +148,9 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
         assert!(rss > 100_000, "{rss}");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.end();
         assert_eq!(statm.rss_bytes(), None);
-        assert!(StatmFile::open(child.id()).is_none());
+        assert!(StatmFile::open(child.pid()).is_none());
     }
 
     #[test]
@@ -140,16 +165,12 @@ mod tests {
 
     #[test]
     fn a_child_is_listed_alive_and_then_gone() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let mut child = Sleeper::start();
         let me = std::process::id();
-        assert!(is_alive(child.id()));
-        assert!(children_of(me).contains(&child.id()));
-        assert!(descendants(me).contains(&child.id()));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(!is_alive(child.id()));
+        assert!(is_alive(child.pid()));
+        assert!(children_of(me).contains(&child.pid()));
+        assert!(descendants(me).contains(&child.pid()));
+        child.end();
+        assert!(!is_alive(child.pid()));
     }
 }

@@ -610,11 +610,13 @@ pub struct ProcessInfo {
     pub usage: Option<Usage>,
 }
 
-/// CPU and memory of a live process, as Linux accounts them (`/proc`).
+/// CPU and memory of a live process, as Linux accounts them: the resident
+/// set from `/proc/PID/statm`, the CPU time from the process's CPU clock.
 ///
-/// The daemon reads them because it keeps each process's `/proc` entry
-/// open: a `show` of many processes then costs one read per process in a
-/// warm process instead of an open, a read and a close each in a fresh one.
+/// The daemon reads them, not the CLI, because it keeps each process's
+/// `statm` open from the spawn on: a `show` of many processes then costs a
+/// read and a clock call per process in a warm process instead of an open,
+/// a read and a close each in a fresh one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// CPU time used so far, user and system, all threads, in ms.

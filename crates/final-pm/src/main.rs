@@ -43,14 +43,14 @@ const DAEMON_ENTRY: &str = "__daemon";
 /// thread's stack for its overflow message, an alternate signal stack, a
 /// `poll` of fds 0–2) took about a tenth of a whole `final-pm show`, which
 /// people run in loops and scripts. What final-pm relies on from it is done
-/// here: fds 0–2 are opened on `/dev/null` if they are closed (or the
-/// first socket would become stdout), SIGPIPE is ignored (a write to a
-/// closed socket or pipe returns an error instead of killing the daemon, a
-/// logger or the CLI), a panic ends the process with status 101, and stdout
-/// is flushed at the end. Lost: the
-/// "has overflowed its stack" message; an overflow still stops the process,
-/// by SIGSEGV. Arguments come through `std::env::args_os`, which the
-/// standard library fills before any entry point runs on Linux with glibc.
+/// here: fds 0–2 are opened on `/dev/null` if they are closed (or the first
+/// socket would become stdout), SIGPIPE is ignored (a write to a closed
+/// socket or pipe returns an error instead of killing the daemon, a logger
+/// or the CLI), a panic ends the process with status 101, and stdout is
+/// flushed at the end. Lost: the "has overflowed its stack" message; an
+/// overflow still stops the process, by SIGSEGV. Arguments come through
+/// `std::env::args_os`, which the standard library fills before any entry
+/// point runs on Linux with glibc.
 #[allow(
     unsafe_code,
     reason = "an exported C `main` is an unsafe attribute; it replaces Rust's start-up"

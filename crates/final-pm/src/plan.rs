@@ -338,7 +338,7 @@ pub(crate) fn describe(call: &Request) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use final_pm_protocol::AppConfig;
 
     use super::*;
@@ -352,7 +352,7 @@ mod tests {
         }
     }
 
-    fn process(id: u64, app: &str, number: u32, generation: Generation) -> ProcessInfo {
+    pub(crate) fn process(id: u64, app: &str, number: u32, generation: Generation) -> ProcessInfo {
         ProcessInfo {
             id: ProcessId(id),
             pid: Some(1000 + id as u32),

@@ -277,14 +277,12 @@ mod tests {
 
     #[test]
     fn cpu_is_the_average_over_the_process_life() {
-        let mut p: ProcessInfo = serde_json::from_value(serde_json::json!({
-            "id": 1, "pid": 42, "app_name": "web", "number": 0,
-            "generation": "running", "args": [], "cwd": "/", "crashes": 0,
-            "started": true, "ready": true, "killing": false, "revision": 1,
-            "outdated": false, "start_time_ms": 1_000_000, "create_time_ms": 1_000_000,
-            "usage": {"cpu_ms": 1500, "rss_bytes": 4096},
-        }))
-        .unwrap();
+        let mut p = crate::plan::tests::process(1, "web", 0, Generation::Running);
+        p.start_time_ms = Some(1_000_000);
+        p.usage = Some(final_pm_protocol::Usage {
+            cpu_ms: 1500,
+            rss_bytes: 4096,
+        });
         // 1.5 s of CPU over 10 s of life.
         assert_eq!(cpu_percent(&p, 1_010_000), Some(15.0));
         p.usage = None;
