@@ -143,6 +143,19 @@ impl Fixture {
     /// 20 ms for up to 10 s). A process's pid can be gone before the
     /// daemon has read its last output and pushed its exit record, which
     /// comes after all of its output.
+    /// The buffered records of `app` of one kind.
+    pub async fn logs_of(&mut self, app: &str, kind: LogKind) -> Vec<LogRecord> {
+        let mut records = self.logs(app).await;
+        records.retain(|r| r.kind == kind);
+        records
+    }
+
+    /// The texts of `app`'s buffered records of one kind.
+    pub async fn texts_of(&mut self, app: &str, kind: LogKind) -> Vec<String> {
+        let records = self.logs_of(app, kind).await;
+        records.into_iter().map(|r| r.text).collect()
+    }
+
     pub async fn logs_through_exit(&mut self, app: &str) -> Vec<LogRecord> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -161,13 +174,7 @@ impl Fixture {
     pub async fn wait_stdout(&mut self, app: &str, count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let lines: Vec<String> = self
-                .logs(app)
-                .await
-                .into_iter()
-                .filter(|r| r.kind == LogKind::Stdout)
-                .map(|r| r.text)
-                .collect();
+            let lines = self.texts_of(app, LogKind::Stdout).await;
             if lines.len() >= count {
                 return lines;
             }

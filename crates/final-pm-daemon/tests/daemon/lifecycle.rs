@@ -127,12 +127,7 @@ async fn node_app_calling_process_send_ready() {
     // The pid is gone before the daemon has reported the exit: poll.
     f.wait_until("the process is gone", |ps| ps.iter().all(|p| p.id != p_id))
         .await;
-    let exit = f
-        .logs("node")
-        .await
-        .into_iter()
-        .find(|r| r.kind == LogKind::Exit)
-        .unwrap();
+    let exit = f.logs_of("node", LogKind::Exit).await.remove(0);
     assert_eq!(
         exit.text, "code=0 signal=null",
         "stopped by the 'stop' message"
@@ -158,12 +153,7 @@ async fn crashing_process_is_restarted_after_its_delay_and_not_when_disabled() {
     let q = f.start_app("calm", 0).await;
     f.wait_until("calm gone", |ps| ps.iter().all(|x| x.id != q.id))
         .await;
-    let exits = f
-        .logs("calm")
-        .await
-        .iter()
-        .filter(|r| r.kind == LogKind::Exit)
-        .count();
+    let exits = f.logs_of("calm", LogKind::Exit).await.len();
     assert_eq!(exits, 1);
     f.shutdown().await;
 }
@@ -271,21 +261,9 @@ async fn stop_signals_message_and_disconnect_and_send() {
     f.call(Request::Stop { id: a.id }).await;
     f.call(Request::Stop { id: b.id }).await;
     f.wait_until("both gone", |ps| ps.is_empty()).await;
-    let a_out: Vec<String> = f
-        .logs("bymsg")
-        .await
-        .into_iter()
-        .filter(|r| r.kind == LogKind::Stdout)
-        .map(|r| r.text)
-        .collect();
+    let a_out = f.texts_of("bymsg", LogKind::Stdout).await;
     assert_eq!(a_out, ["ipc {\"hello\":[1,2]}", "ipc \"stop\""]);
-    let b_out: Vec<String> = f
-        .logs("bydisc")
-        .await
-        .into_iter()
-        .filter(|r| r.kind == LogKind::Stdout)
-        .map(|r| r.text)
-        .collect();
+    let b_out = f.texts_of("bydisc", LogKind::Stdout).await;
     assert_eq!(b_out, ["eof"]);
     f.shutdown().await;
 }
@@ -421,13 +399,7 @@ async fn unique_instances_replace_by_number_and_non_unique_replace_the_oldest() 
         .collect();
     running.sort();
     assert_eq!(running, vec![(0, ids[0]), (1, again), (2, ids[2])]);
-    let numbers: Vec<String> = f
-        .logs("uniq")
-        .await
-        .into_iter()
-        .filter(|r| r.kind == LogKind::Stdout)
-        .map(|r| r.text)
-        .collect();
+    let numbers = f.texts_of("uniq", LogKind::Stdout).await;
     // The first three start together, so their lines may interleave.
     let mut first: Vec<&str> = numbers[..3].iter().map(String::as_str).collect();
     first.sort_unstable();
@@ -455,11 +427,10 @@ async fn unique_instances_replace_by_number_and_non_unique_replace_the_oldest() 
     kept.sort();
     assert_eq!(kept, vec![(0, c), (1, b)], "renumbered newest-first");
     let no_env = f
-        .logs("plain")
+        .texts_of("plain", LogKind::Stdout)
         .await
-        .into_iter()
-        .filter(|r| r.kind == LogKind::Stdout)
-        .all(|r| r.text == "n=");
+        .iter()
+        .all(|t| t == "n=");
     assert!(no_env, "non-unique apps get no FINAL_PM_INSTANCE_NUMBER");
     f.shutdown().await;
 }
@@ -550,12 +521,7 @@ async fn a_spawn_that_keeps_failing_without_delay_leaves_the_daemon_responsive()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(crashes >= 3, "crashes: {crashes}");
-    let errors = f
-        .logs("nowhere")
-        .await
-        .into_iter()
-        .filter(|r| r.kind == LogKind::Error)
-        .count();
+    let errors = f.logs_of("nowhere", LogKind::Error).await.len();
     assert!(errors >= 3, "an error record per failed spawn: {errors}");
     f.call(Request::Kill { id: p.id }).await;
     f.wait_until("nowhere gone", |ps| ps.iter().all(|q| q.id != p.id))
