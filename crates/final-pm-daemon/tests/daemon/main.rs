@@ -23,19 +23,23 @@ fn config(dir: &tempfile::TempDir) -> DaemonConfig {
     }
 }
 
-/// Runs a daemon in this test's runtime until the returned token is cancelled.
+/// Runs a daemon with its home in `dir`, in this test's runtime, until the
+/// returned token is cancelled; returns its socket too.
 fn spawn(
-    config: DaemonConfig,
+    dir: &tempfile::TempDir,
 ) -> (
+    PathBuf,
     CancellationToken,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    let config = config(dir);
+    let socket = config.socket.clone();
     let daemon = Daemon::bind(config).unwrap();
     let token = CancellationToken::new();
     let shutdown = token.clone();
     let task =
         tokio::spawn(async move { daemon.run(async move { shutdown.cancelled().await }).await });
-    (token, task)
+    (socket, token, task)
 }
 
 #[tokio::test]
@@ -52,9 +56,7 @@ async fn bind_twice_is_already_running() {
 #[tokio::test]
 async fn shutdown_future_stops_the_daemon_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&dir);
-    let socket: PathBuf = config.socket.clone();
-    let (token, task) = spawn(config);
+    let (socket, token, task) = spawn(&dir);
     let mut client = Client::connect(&socket, "test").await.unwrap();
     assert_eq!(client.daemon_pid(), std::process::id());
     assert!(matches!(
@@ -79,9 +81,7 @@ async fn shutdown_future_stops_the_daemon_and_cleans_up() {
 #[tokio::test]
 async fn kill_daemon_is_answered_before_the_daemon_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&dir);
-    let socket = config.socket.clone();
-    let (_token, task) = spawn(config);
+    let (socket, _token, task) = spawn(&dir);
     let mut client = Client::connect(&socket, "test").await.unwrap();
     let mut follower = Client::connect(&socket, "follower").await.unwrap();
     assert!(matches!(
@@ -108,9 +108,7 @@ async fn kill_daemon_is_answered_before_the_daemon_returns() {
 #[tokio::test]
 async fn a_request_sent_with_the_hello_is_answered_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&dir);
-    let socket = config.socket.clone();
-    let (token, task) = spawn(config);
+    let (socket, token, task) = spawn(&dir);
     let (mut client, info) =
         Client::connect_and_call(&socket, "test", Request::Info { usage: false })
             .await
@@ -149,9 +147,7 @@ async fn a_request_sent_with_the_hello_is_answered_after_it() {
 #[tokio::test]
 async fn version_mismatch_is_refused_with_its_code() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&dir);
-    let socket = config.socket.clone();
-    let (token, task) = spawn(config);
+    let (socket, token, task) = spawn(&dir);
     let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
     let (read, mut write) = stream.into_split();
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
