@@ -511,3 +511,51 @@ fn every_process_leads_its_own_session_and_process_group() {
         assert_ne!(pid, daemon_session);
     }
 }
+
+/// `show` sends its query before it has read the configuration, to the
+/// socket the environment names; when the configuration names another one,
+/// the answer must come from that other daemon.
+#[test]
+fn show_asks_the_daemon_the_configuration_names() {
+    let home = Home::new();
+    let sleeper = |name: &str, socket: Option<&std::path::Path>| {
+        let socket = socket.map_or(String::new(), |s| format!(r#""socket":"{}","#, s.display()));
+        format!(
+            r#"{{{socket}"applications":[{{"name":"{name}","ready-on":"instant",
+                "run":"/bin/sh","args":["-c","exec sleep 600"]}}]}}"#
+        )
+    };
+    home.config(&sleeper("near", None));
+    home.ok(&["start", "near", "--wait"]);
+    let near = home.settle("near", 1)[0].1;
+
+    let elsewhere = home.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let socket = elsewhere.join("ctl.sock");
+    std::fs::write(
+        elsewhere.join("process-config.json"),
+        sleeper("far", Some(&socket)),
+    )
+    .unwrap();
+    let in_elsewhere = |args: &[&str]| {
+        let out = home.cmd(args).current_dir(&elsewhere).output().unwrap();
+        if let Ok(pid) = std::fs::read_to_string(elsewhere.join("ctl.sock.lock")) {
+            home.adopt(pid.trim().parse().unwrap());
+        }
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    in_elsewhere(&["start", "far", "--wait"]);
+    let info: serde_json::Value = serde_json::from_str(&in_elsewhere(&["show", "--json"])).unwrap();
+    let far = info["processes"][0]["pid"].as_u64().unwrap() as u32;
+    home.adopt(far);
+
+    let shown = in_elsewhere(&["show"]);
+    assert!(shown.contains(&far.to_string()), "{shown}");
+    assert!(!shown.contains("near"), "{shown}");
+    let shown = home.ok(&["show"]);
+    assert!(shown.contains(&near.to_string()), "{shown}");
+    assert!(!shown.contains("far"), "{shown}");
+    in_elsewhere(&["--kill"]);
+    assert!(wait_for(Duration::from_secs(5), || !alive(far)));
+}

@@ -1,12 +1,13 @@
 //! A small async client: connect, handshake, one request at a time.
 
 use std::collections::VecDeque;
-use std::io;
-use std::path::Path;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
-use tokio_util::codec::Framed;
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Encoder as _, Framed};
 
 use crate::codec::{Frame, JsonLinesCodec};
 use crate::error::ProtocolError;
@@ -54,12 +55,17 @@ impl Client {
         this.framed.feed(hello(client)).await.map_err(sending)?;
         this.framed.feed(request).await.map_err(sending)?;
         this.framed.flush().await.map_err(sending)?;
-        this.read_hello().await?;
-        let response = match this.read_response().await? {
+        this.read_hello_and_reply().await
+    }
+
+    /// The replies to a hello and one request already sent.
+    async fn read_hello_and_reply(mut self) -> Result<(Self, Response), ProtocolError> {
+        self.read_hello().await?;
+        let response = match self.read_response().await? {
             Response::Error(err) => return Err(err.into()),
             response => response,
         };
-        Ok((this, response))
+        Ok((self, response))
     }
 
     /// Performs the handshake on an already connected stream.
@@ -187,6 +193,64 @@ impl Client {
                     })
             }
         }
+    }
+}
+
+/// A hello and one request, sent on a new connection by plain blocking
+/// system calls, before the caller has a runtime to read the replies with.
+///
+/// Why: a one-shot query such as `final-pm show` spends about as long in the
+/// daemon as the CLI spends starting (parsing its arguments, loading the
+/// configuration, building its runtime). Sent first, the two happen at the
+/// same time on different cores instead of one after the other.
+#[derive(Debug)]
+pub struct EarlyCall {
+    stream: std::os::unix::net::UnixStream,
+    socket: PathBuf,
+    request: Request,
+}
+
+impl EarlyCall {
+    /// Connects to `socket` and writes the hello and `request`. `None` when
+    /// that cannot be done at once (no daemon there, a refused connection,
+    /// a full socket buffer): the caller then goes the usual way, which
+    /// reports any error properly.
+    pub fn send(socket: &Path, client: &str, request: Request) -> Option<Self> {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
+        // Never wait here: the messages are a few hundred bytes and fit any
+        // socket buffer; if they did not, the daemon would see a cut line
+        // and then the end of the connection, and the caller reconnects.
+        stream.set_nonblocking(true).ok()?;
+        let mut codec = JsonLinesCodec::new();
+        let mut bytes = BytesMut::new();
+        codec.encode(hello(client), &mut bytes).ok()?;
+        codec.encode(request.clone(), &mut bytes).ok()?;
+        stream.write_all(&bytes).ok()?;
+        Some(Self {
+            stream,
+            socket: socket.to_owned(),
+            request,
+        })
+    }
+
+    /// The socket it was sent to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The request it sent after the hello.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Reads the replies, as [`Client::connect_and_call`] would have; needs
+    /// a tokio runtime with I/O enabled.
+    pub async fn finish(self) -> Result<(Client, Response), ProtocolError> {
+        let stream = UnixStream::from_std(self.stream).map_err(|source| ProtocolError::Io {
+            about: "reading from the daemon",
+            source,
+        })?;
+        Client::new(stream).read_hello_and_reply().await
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use final_pm_daemon::lock::LockFile;
 use final_pm_daemon::paths;
+use final_pm_protocol::client::EarlyCall;
 use final_pm_protocol::{Client, ProtocolError, Request, Response};
 
 use crate::output::Output;
@@ -37,7 +38,7 @@ pub(crate) struct Target {
 }
 
 /// The name this CLI gives itself in the handshake.
-fn client_name() -> String {
+pub(crate) fn client_name() -> String {
     format!("final-pm {}", final_pm_protocol::VERSION)
 }
 
@@ -63,6 +64,18 @@ pub(crate) async fn connect_and_call(
         Err(err) => Err(err)
             .with_context(|| format!("talking to the daemon at {}", target.socket.display())),
     }
+}
+
+/// Reads the answers to a query sent early (see [`crate::early`]).
+pub(crate) async fn finish_early(
+    call: EarlyCall,
+    target: &Target,
+) -> anyhow::Result<Option<(Client, Response)>> {
+    let pair = call
+        .finish()
+        .await
+        .with_context(|| format!("talking to the daemon at {}", target.socket.display()))?;
+    Ok(Some(pair))
 }
 
 /// Connects, launching the daemon first if none answers.

@@ -11,6 +11,7 @@
 
 mod action;
 mod cli;
+mod early;
 mod exit;
 mod help;
 mod inspect;
@@ -111,6 +112,8 @@ fn entry() -> u8 {
     {
         return final_pm_daemon::file_logger::main(args.split_off(2));
     }
+    // Before anything else, so the daemon answers while the CLI starts.
+    let mut early = early::send(&args, |name| std::env::var_os(name));
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) => return clap_error(err),
@@ -154,7 +157,7 @@ fn entry() -> u8 {
             return Exit::Failure.into();
         }
     };
-    let result = runtime.block_on(run(&cli, invocation.as_ref(), &out));
+    let result = runtime.block_on(run(&cli, invocation.as_ref(), &mut early, &out));
     // The process ends right after this, and the kernel closes what the
     // runtime holds; shutting it down (drivers, blocking pool, handles) was
     // about 1% of a `show`. Nothing is lost: `run` awaits every blocking
@@ -200,6 +203,7 @@ fn usage_error(out: &Output, message: &str) -> u8 {
 async fn run(
     cli: &Cli,
     invocation: Option<&action::Invocation>,
+    early: &mut Option<final_pm_protocol::client::EarlyCall>,
     out: &Output,
 ) -> anyhow::Result<Exit> {
     if cli.dry {
@@ -221,7 +225,7 @@ async fn run(
     };
     let mut exit = Exit::Success;
     for settings in &groups {
-        let group_exit = run::group(cli, invocation, settings, out).await?;
+        let group_exit = run::group(cli, invocation, settings, early, out).await?;
         if group_exit != Exit::Success {
             exit = group_exit;
         }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use final_pm_protocol::client::EarlyCall;
 use final_pm_protocol::{
     AppConfig, AppInfo, Client, ErrorCode, Event, Generation, Request, Response,
 };
@@ -27,6 +28,7 @@ pub(crate) async fn group(
     cli: &Cli,
     invocation: Option<&Invocation>,
     settings: &Settings,
+    early: &mut Option<EarlyCall>,
     out: &Output,
 ) -> anyhow::Result<Exit> {
     let target = Target {
@@ -57,7 +59,15 @@ pub(crate) async fn group(
     let mut client = if launches {
         Some(launch::connect_or_launch(&target, out).await?)
     } else if invocation.is_some() {
-        match launch::connect_and_call(&target, info_request.clone()).await? {
+        // The query sent before the arguments were parsed, if it is the one
+        // this invocation needs from this daemon.
+        let early =
+            early.take_if(|call| call.socket() == target.socket && *call.request() == info_request);
+        let answer = match early {
+            Some(call) => launch::finish_early(call, &target).await?,
+            None => launch::connect_and_call(&target, info_request.clone()).await?,
+        };
+        match answer {
             Some((client, info)) => {
                 early_info = Some(info);
                 Some(client)
