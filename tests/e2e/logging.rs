@@ -460,3 +460,27 @@ fn a_logger_killed_midway_is_restarted_and_no_line_is_lost() {
     }
     assert_eq!(next, LINES + 1, "every line arrived");
 }
+
+/// The builtin file-logger gets the daemon's lines through shared memory
+/// (`feed_ring`), not by copying them through its stdin pipe.
+#[test]
+fn the_file_logger_reads_its_lines_from_shared_memory() {
+    let home = Home::new();
+    home.script("app.sh", "#!/bin/sh\necho \"up $$\"\nexec sleep 600\n");
+    home.config(r#"{"applications": [{"name": "web", "run": "./app.sh", "ready-on": "instant"}]}"#);
+    home.ok(&["start", "web", "--wait"]);
+    home.processes();
+    wait_file(&home, "log.txt", 10, |t| t.contains("[STDOUT]: up"));
+    let out = home.run(&["show", "--json", "--verbose", "--no-upload"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logger = info["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["app_name"] == "file-logger")
+        .and_then(|p| p["pid"].as_u64())
+        .expect("a running file-logger");
+    home.adopt(logger as u32);
+    let maps = std::fs::read_to_string(format!("/proc/{logger}/maps")).unwrap();
+    assert!(maps.contains("memfd:final-pm-feed"), "{maps}");
+}

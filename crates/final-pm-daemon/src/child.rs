@@ -267,6 +267,8 @@ pub(crate) struct OutputSetup {
     pub(crate) budget: Option<Arc<Budget>>,
     /// Whether and how the process is fed records.
     pub(crate) feed: FeedMode,
+    /// The builtin file-logger's feed ring, already passed to it.
+    pub(crate) ring: Option<crate::feed_ring::Ring>,
 }
 
 /// Starts watching a freshly spawned process.
@@ -336,6 +338,7 @@ pub(crate) fn watch(
         let (feed_tx, feed_rx) = mpsc::unbounded_channel();
         helpers.push(tokio::spawn(feeder(
             stdin,
+            output.ring,
             feed_rx,
             id,
             inc,
@@ -495,8 +498,11 @@ async fn pump(mut pipe: Pipe, pump: Pump) {
 
 /// Writes records to a logging process's stdin, in order, and reports each
 /// completed write. Ends when the process stops reading or is told to close.
+/// With a ring (the builtin file-logger), a chunk that fits goes there and
+/// only its header goes on stdin.
 async fn feeder(
     mut stdin: tokio::process::ChildStdin,
+    mut ring: Option<crate::feed_ring::Ring>,
     mut commands: mpsc::UnboundedReceiver<FeedCommand>,
     id: ProcessId,
     inc: Incarnation,
@@ -505,7 +511,12 @@ async fn feeder(
     while let Some(command) = commands.recv().await {
         match command {
             FeedCommand::Records(bytes, records) => {
-                if stdin.write_all(&bytes).await.is_err() {
+                let header = ring.as_mut().and_then(|ring| ring.put(&bytes));
+                let sent = match header {
+                    Some(header) => stdin.write_all(header.as_bytes()).await,
+                    None => stdin.write_all(&bytes).await,
+                };
+                if sent.is_err() {
                     return;
                 }
                 if events

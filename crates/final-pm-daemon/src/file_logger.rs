@@ -97,6 +97,7 @@ fn run(path: &std::path::Path) -> io::Result<()> {
             std::thread::spawn(move || watch_for_stop(incoming));
         }
     }
+    let ring = feed_ring()?;
     let mut stdin = io::stdin().lock();
     let mut buffer = vec![0u8; READ_CHUNK];
     let mut filled = 0;
@@ -113,6 +114,22 @@ fn run(path: &std::path::Path) -> io::Result<()> {
             Err(err) => return Err(err),
         };
         let end = filled + n;
+        if let Some(ring) = &ring {
+            let mut sink = Sink {
+                file: &mut file,
+                out: &mut out,
+                clock: &mut clock,
+                written: &mut written,
+                ipc: &mut ipc,
+            };
+            let used = drain_with_ring(&buffer[..end], n == 0, ring, &mut sink)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.copy_within(used..end, 0);
+            filled = end - used;
+            continue;
+        }
         // At the end of stdin, an unterminated last line counts too.
         let (used, records) = convert(&buffer[..end], n == 0, &mut clock, &mut out);
         if records > 0 {
@@ -133,6 +150,93 @@ fn run(path: &std::path::Path) -> io::Result<()> {
         buffer.copy_within(used..end, 0);
         filled = end - used;
     }
+}
+
+/// Where converted records go: the file, then an acknowledgement.
+struct Sink<'a> {
+    file: &'a mut std::fs::File,
+    out: &'a mut Vec<u8>,
+    clock: &'a mut TimeCache,
+    written: &'a mut u64,
+    ipc: &'a mut Option<std::fs::File>,
+}
+
+impl Sink<'_> {
+    /// Writes the records of `lines` (complete lines; with `last`, an
+    /// unterminated last line too) and acknowledges them.
+    fn write(&mut self, lines: &[u8], last: bool) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let (used, records) = convert(lines, last, self.clock, self.out);
+        if records == 0 {
+            return Ok(());
+        }
+        if self.out.is_empty() {
+            self.file.write_all(&lines[..used])?;
+        } else {
+            self.file.write_all(self.out)?;
+            self.out.clear();
+        }
+        *self.written += records;
+        acknowledge(self.ipc, *self.written);
+        Ok(())
+    }
+}
+
+/// Handles what stdin gave with a feed ring: plain lines are records as
+/// without one, and a header line `#<start> <len>` stands for a chunk of
+/// lines in the ring, written from there. Everything is written in stdin's
+/// order. Returns how much of `input` was used (all of it when `last`).
+fn drain_with_ring(
+    input: &[u8],
+    last: bool,
+    ring: &crate::feed_ring::RingReader,
+    sink: &mut Sink<'_>,
+) -> io::Result<usize> {
+    // The plain lines not yet written start at `plain`.
+    let mut plain = 0;
+    let mut pos = 0;
+    while let Some(found) = memchr::memchr(b'\n', &input[pos..]) {
+        let line = &input[pos..pos + found];
+        if line.first() == Some(&b'#')
+            && let Some((chunk, end)) = ring.chunk(line)
+        {
+            sink.write(&input[plain..pos], false)?;
+            sink.write(chunk, true)?;
+            // Only now may the daemon reuse that part of the ring.
+            ring.done(end);
+            plain = pos + found + 1;
+        }
+        pos += found + 1;
+    }
+    let used = if last { input.len() } else { pos };
+    sink.write(&input[plain..used], last)?;
+    Ok(used)
+}
+
+/// The feed ring the daemon passed, if it did (see [`crate::feed_ring`]).
+/// One it passed but that cannot be mapped is an error: its headers would
+/// stand for lines this logger cannot read.
+#[allow(unsafe_code)]
+fn feed_ring() -> io::Result<Option<crate::feed_ring::RingReader>> {
+    use std::os::fd::FromRawFd;
+    let Some(fd) = std::env::var(crate::feed_ring::RING_VAR)
+        .ok()
+        .and_then(|fd| fd.parse::<i32>().ok())
+    else {
+        return Ok(None);
+    };
+    if fd < 3 || nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Ok(None);
+    }
+    // SAFETY: the daemon opened `fd` for us as the feed ring and named it
+    // in the variable; it is open (checked above) and nothing else in this
+    // process uses or closes it, so this OwnedFd becomes its only owner.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    crate::feed_ring::RingReader::open(fd)
+        .map(Some)
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot map the feed ring: {err}")))
 }
 
 /// Turns the complete lines at the start of `input` (all of it when
@@ -629,6 +733,63 @@ mod tests {
         let mut out = Vec::new();
         format_record(raw.as_bytes(), &mut TimeCache::default(), &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// Lines from the ring and lines from stdin reach the file in stdin's
+    /// order; the ring is handed back only once its lines are in the file.
+    #[test]
+    fn ring_chunks_and_plain_lines_are_written_in_order() {
+        use crate::feed_ring::{Ring, RingReader};
+        let mut ring = Ring::create().unwrap();
+        let reader = RingReader::open(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+        let (one, two) = (
+            b"[t] [a/0 1] [STDOUT]: one\n[t] [a/0 1] [STDOUT]: two\n".as_slice(),
+            b"[t] [a/0 1] [STDOUT]: four\n".as_slice(),
+        );
+        let first = ring.put(one);
+        let second = ring.put(two);
+        let mut input = Vec::new();
+        input.extend_from_slice(first.unwrap().as_bytes());
+        input.extend_from_slice(b"[t] [a/0 1] [STDOUT]: three\n#bad header\n");
+        input.extend_from_slice(second.unwrap().as_bytes());
+        input.extend_from_slice(b"[t] [a/0 1] [STDOUT]: unfinish");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.txt");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let (mut out, mut clock, mut written, mut ipc) =
+            (Vec::new(), TimeCache::default(), 0, None);
+        let mut sink = Sink {
+            file: &mut file,
+            out: &mut out,
+            clock: &mut clock,
+            written: &mut written,
+            ipc: &mut ipc,
+        };
+        let used = drain_with_ring(&input, false, &reader, &mut sink).unwrap();
+        assert_eq!(&input[used..], b"[t] [a/0 1] [STDOUT]: unfinish");
+        drain_with_ring(&input[used..], true, &reader, &mut sink).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got: Vec<&str> = text
+            .lines()
+            .map(|l| l.rsplit(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            ["one", "two", "three", "#bad header", "four", "unfinish"]
+        );
+        assert_eq!(written, 6);
+        // Both chunks are done with: after filling the rest of this turn,
+        // the ring takes as many bytes again at its start.
+        let used_by_chunks = one.len() + two.len();
+        let rest = 2 * 1024 * 1024 - used_by_chunks;
+        assert!(ring.put(&vec![b'z'; rest]).is_some());
+        assert!(ring.put(&vec![b'z'; used_by_chunks]).is_some());
+        assert!(ring.put(b"z").is_none(), "the ring is full now");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod procfs;
 mod api;
 mod child;
 mod cluster;
+mod feed_ring;
 mod ipc;
 mod lines;
 mod listen;

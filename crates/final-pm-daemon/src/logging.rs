@@ -291,9 +291,15 @@ struct LoggingProcess {
     acks: bool,
     /// We asked it to stop.
     stopping: bool,
-    /// Encoded bytes of each feeder write not yet reported, in order.
-    in_flight: VecDeque<usize>,
+    /// Each feeder write still in flight, in order: its encoded bytes and
+    /// records. A write lands when the feeder reports it done or, for a
+    /// process that acknowledges, when its records are acknowledged: the
+    /// builtin file-logger reads its lines from a shared ring that only
+    /// has room for what it has written (see `feed_ring`).
+    in_flight: VecDeque<(usize, u64)>,
     in_flight_bytes: usize,
+    /// Records of the oldest write in flight already acknowledged.
+    acked_of_oldest: u64,
     /// Records sent and not yet delivered: (app, count), in send order.
     segments: VecDeque<(String, usize)>,
     acked: u64,
@@ -475,6 +481,7 @@ impl Logging {
                 stopping: false,
                 in_flight: VecDeque::new(),
                 in_flight_bytes: 0,
+                acked_of_oldest: 0,
                 segments: VecDeque::new(),
                 acked: 0,
             });
@@ -531,10 +538,10 @@ impl Logging {
         let Some(process) = &mut logger.process else {
             return;
         };
-        if let Some(bytes) = process.in_flight.pop_front() {
-            process.in_flight_bytes -= bytes;
-        }
         if !process.acks {
+            if let Some((bytes, _)) = process.in_flight.pop_front() {
+                process.in_flight_bytes -= bytes;
+            }
             logger.deliver(records);
         }
     }
@@ -556,6 +563,15 @@ impl Logging {
         };
         let new = total.saturating_sub(process.acked);
         process.acked = process.acked.max(total);
+        let mut acked = process.acked_of_oldest + new;
+        while let Some(&(bytes, records)) = process.in_flight.front()
+            && acked >= records
+        {
+            acked -= records;
+            process.in_flight.pop_front();
+            process.in_flight_bytes -= bytes;
+        }
+        process.acked_of_oldest = acked;
         logger.deliver(new);
         None
     }
@@ -987,7 +1003,7 @@ fn feed(
             }
             let records = buffer.sent - start;
             buffer.release_sent();
-            process.in_flight.push_back(bytes.len());
+            process.in_flight.push_back((bytes.len(), records as u64));
             process.in_flight_bytes += bytes.len();
             match process.segments.back_mut() {
                 Some((app, count)) if *app == buffer.app => *count += records,
@@ -1201,6 +1217,37 @@ mod tests {
             panic!("{actions:?}");
         };
         assert_eq!(*records, 2, "b and c again");
+    }
+
+    /// The builtin file-logger reads from a ring that has room only for what
+    /// it has written: what it was given counts until it acknowledges it,
+    /// whatever the feeder reports.
+    #[test]
+    fn an_acknowledging_logger_gets_one_window_until_it_acknowledges() {
+        let (mut logging, _web, key, now) = setup(64 * 1024 * 1024);
+        let line = "y".repeat(999);
+        let many: Vec<&str> = vec![line.as_str(); 3000];
+        web_output(&mut logging, 1, &many, 0);
+        logging.drive(now, 1);
+        logging.started(&key, ProcessId(1), true);
+        logging.on_running(ProcessId(1));
+        let fed = |actions: Vec<Action>| -> (usize, u64) {
+            actions.iter().fold((0, 0), |(b, r), action| match action {
+                Action::Feed { bytes, records, .. } => (b + bytes.len(), r + records),
+                _ => (b, r),
+            })
+        };
+        let (bytes, records) = fed(logging.drive(now, 1));
+        assert!(
+            (FEED_WINDOW..FEED_WINDOW + CHUNK_BYTES + 2048).contains(&bytes),
+            "{bytes}"
+        );
+        assert!(records < 3000);
+        logging.on_fed(ProcessId(1), records);
+        assert_eq!(fed(logging.drive(now, 1)), (0, 0), "written is not done");
+        logging.on_message(ProcessId(1), serde_json::json!({ "ack": records }));
+        let (_, more) = fed(logging.drive(now, 1));
+        assert!(more > 0 && records + more <= 3000, "{more}");
     }
 
     #[test]

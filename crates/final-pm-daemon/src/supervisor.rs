@@ -660,6 +660,14 @@ impl Supervisor {
                 }
             });
         let (budget, feed) = self.logging.on_spawn(id, app);
+        // The builtin file-logger gets its lines through shared memory
+        // (see `feed_ring`); without one it reads them all from stdin.
+        let ring = (feed == FeedMode::Stdin && app.config.builtin)
+            .then(crate::feed_ring::Ring::create)
+            .and_then(|ring| {
+                ring.inspect_err(|err| debug!(%err, "no feed ring; the logger reads stdin"))
+                    .ok()
+            });
         let spec = SpawnSpec {
             app: &app.config,
             args,
@@ -668,13 +676,17 @@ impl Supervisor {
             notify_socket: notify_name,
             cluster_worker: cluster.as_ref().map(|link| link.worker.0),
             stdin_pipe: feed == FeedMode::Stdin,
+            feed_ring: ring.as_ref().map(crate::feed_ring::Ring::fd),
         };
+        let spawned = spawn(&spec);
+        drop(spec);
         let output = OutputSetup {
             max_line: usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX),
             budget,
             feed,
+            ring,
         };
-        let spawned = spawn(&spec).and_then(|spawned| {
+        let spawned = spawned.and_then(|spawned| {
             crate::child::watch(
                 spawned,
                 id,

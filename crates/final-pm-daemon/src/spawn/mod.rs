@@ -27,10 +27,12 @@ mod posix;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use final_pm_protocol::AppConfig;
+
+use crate::feed_ring::{RING_FD, RING_VAR};
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -60,6 +62,9 @@ pub(crate) struct SpawnSpec<'a> {
     /// Give the process a pipe as stdin (a logger that reads its records
     /// there) instead of `/dev/null`.
     pub(crate) stdin_pipe: bool,
+    /// A feed ring for the builtin file-logger, passed as
+    /// [`feed_ring::RING_FD`](crate::feed_ring::RING_FD).
+    pub(crate) feed_ring: Option<BorrowedFd<'a>>,
 }
 
 /// A started process and the daemon's ends of its channels.
@@ -135,6 +140,10 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     } else {
         None
     };
+    let ring = match spec.feed_ring {
+        Some(fd) => Some(above_child_fds(fd.try_clone_to_owned()?)?),
+        None => None,
+    };
 
     let mut actions = posix::FileActions::new()?;
     actions.chdir(&cwd)?;
@@ -145,10 +154,15 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     actions.dup2(stdout_child.as_fd(), 1)?;
     actions.dup2(stderr_child.as_fd(), 2)?;
     actions.dup2(ipc_child.as_fd(), IPC_FD)?;
+    let mut last = IPC_FD;
+    if let Some(ring) = &ring {
+        actions.dup2(ring.as_fd(), RING_FD)?;
+        last = RING_FD;
+    }
     // And nothing else: an fd the daemon inherited without close-on-exec
     // (its launcher's pipe, say) would otherwise reach every app and stay
     // open as long as any of them runs.
-    actions.close_from(IPC_FD + 1)?;
+    actions.close_from(last + 1)?;
     let attrs = posix::Attributes::session_leader()?;
     let pid = match posix::spawn(&path, &actions, &attrs, &argv, &envp) {
         // A file without a `#!` line: `execvp` (what std used here, and
@@ -164,7 +178,7 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
     // The child has its copies; ours must go, or we would never see EOF when
     // the child closes its end (node-ipc.md §3, C3).
     drop(actions);
-    drop((ipc_child, stdout_child, stderr_child));
+    drop((ipc_child, stdout_child, stderr_child, ring));
     let stdin = stdin.map(|(_, write)| write);
     let pid = Pid::from_raw(pid);
     let child = posix::pidfd_open(pid.as_raw())
@@ -246,6 +260,7 @@ fn environment(spec: &SpawnSpec<'_>) -> io::Result<Vec<CString>> {
             .map(|socket| ("NOTIFY_SOCKET", socket)),
         spec.cluster_worker
             .map(|worker| ("NODE_UNIQUE_ID", worker.to_string())),
+        spec.feed_ring.map(|_| (RING_VAR, RING_FD.to_string())),
     ];
     let set_by_us = |name: &str| ours.iter().flatten().any(|(ours, _)| *ours == name);
     for (name, value) in &spec.app.env {
@@ -260,7 +275,10 @@ fn environment(spec: &SpawnSpec<'_>) -> io::Result<Vec<CString>> {
 }
 
 fn is_channel_variable(name: &str) -> bool {
-    name.starts_with("NODE_CHANNEL_") || name == "NODE_UNIQUE_ID" || name == "NOTIFY_SOCKET"
+    name.starts_with("NODE_CHANNEL_")
+        || name == "NODE_UNIQUE_ID"
+        || name == "NOTIFY_SOCKET"
+        || name == RING_VAR
 }
 
 fn c_string(text: impl Into<Vec<u8>>) -> io::Result<CString> {
@@ -272,13 +290,13 @@ fn c_string(text: impl Into<Vec<u8>>) -> io::Result<CString> {
     })
 }
 
-/// `fd`, or a copy of it numbered above the fds the child gets (0-3).
+/// `fd`, or a copy of it numbered above the fds the child gets (0-4).
 /// Copies come from the lowest free number of at least 3 (close-on-exec),
-/// so at most two extra copies are needed; they are closed again.
+/// so at most three extra copies are needed; they are closed again.
 fn above_child_fds(fd: OwnedFd) -> io::Result<OwnedFd> {
     let mut fd = fd;
     let mut held = Vec::new();
-    while fd.as_raw_fd() <= IPC_FD {
+    while fd.as_raw_fd() <= RING_FD {
         let copy = fd.try_clone()?;
         held.push(fd);
         fd = copy;
@@ -311,6 +329,7 @@ mod tests {
             notify_socket: None,
             cluster_worker: None,
             stdin_pipe: false,
+            feed_ring: None,
         }
     }
 
@@ -351,6 +370,7 @@ mod tests {
             notify_socket: None,
             cluster_worker: None,
             stdin_pipe: false,
+            feed_ring: None,
         };
         let mut spawned = spawn(&spec).unwrap();
         let mut reader = BufReader::new(spawned.ipc.try_clone().unwrap());
@@ -466,6 +486,7 @@ mod tests {
             notify_socket: Some("@test".into()),
             cluster_worker: None,
             stdin_pipe: false,
+            feed_ring: None,
         };
         output(spawn(&spec).unwrap()).await
     }
@@ -591,6 +612,7 @@ mod tests {
             notify_socket: None,
             cluster_worker: None,
             stdin_pipe: false,
+            feed_ring: None,
         };
         let err = spawn(&spec).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
