@@ -46,7 +46,8 @@ use crate::spawn::{Group, Spawned};
 /// is reported anyway (a grandchild in another group may hold them).
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// Bytes read from an output pipe at once (one batch of lines at most).
-const READ_CHUNK: usize = 64 * 1024;
+/// Only what a read fills is faulted in, so a quiet process costs a page.
+const READ_CHUNK: usize = 256 * 1024;
 /// Kernel buffer of a logger's stdin pipe: large writes, few wake-ups.
 const FEED_PIPE_SIZE: i32 = 1024 * 1024;
 
