@@ -86,9 +86,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
 }
 
 fn run(path: &std::path::Path) -> io::Result<()> {
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-    // Lines of one read are formatted into one buffer and written at once.
-    let mut out: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
     let mut ipc = ipc_channel();
     if let Some(ipc) = &mut ipc {
         // Like process.send('ready'): the daemon starts feeding now.
@@ -98,11 +96,10 @@ fn run(path: &std::path::Path) -> io::Result<()> {
         }
     }
     let ring = feed_ring()?;
+    let mut sink = Sink::new(file, ipc);
     let mut stdin = io::stdin().lock();
     let mut buffer = vec![0u8; READ_CHUNK];
     let mut filled = 0;
-    let mut written: u64 = 0;
-    let mut clock = TimeCache::default();
     loop {
         if filled == buffer.len() {
             // One record longer than the buffer: make room.
@@ -114,36 +111,11 @@ fn run(path: &std::path::Path) -> io::Result<()> {
             Err(err) => return Err(err),
         };
         let end = filled + n;
-        if let Some(ring) = &ring {
-            let mut sink = Sink {
-                file: &mut file,
-                out: &mut out,
-                clock: &mut clock,
-                written: &mut written,
-                ipc: &mut ipc,
-            };
-            let used = drain_with_ring(&buffer[..end], n == 0, ring, &mut sink)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buffer.copy_within(used..end, 0);
-            filled = end - used;
-            continue;
-        }
         // At the end of stdin, an unterminated last line counts too.
-        let (used, records) = convert(&buffer[..end], n == 0, &mut clock, &mut out);
-        if records > 0 {
-            // The daemon's lines are copied from where they were read;
-            // `out` holds the lines only when some needed formatting.
-            if out.is_empty() {
-                file.write_all(&buffer[..used])?;
-            } else {
-                file.write_all(&out)?;
-                out.clear();
-            }
-            written += records;
-            acknowledge(&mut ipc, written);
-        }
+        let used = match &ring {
+            Some(ring) => drain_with_ring(&buffer[..end], n == 0, ring, &mut sink)?,
+            None => sink.write(&buffer[..end], n == 0)?,
+        };
         if n == 0 {
             return Ok(());
         }
@@ -153,34 +125,46 @@ fn run(path: &std::path::Path) -> io::Result<()> {
 }
 
 /// Where converted records go: the file, then an acknowledgement.
-struct Sink<'a> {
-    file: &'a mut std::fs::File,
-    out: &'a mut Vec<u8>,
-    clock: &'a mut TimeCache,
-    written: &'a mut u64,
-    ipc: &'a mut Option<std::fs::File>,
+struct Sink {
+    file: std::fs::File,
+    /// Lines that needed formatting, gathered for one write.
+    out: Vec<u8>,
+    clock: TimeCache,
+    /// Records in the file so far.
+    written: u64,
+    ipc: Option<std::fs::File>,
 }
 
-impl Sink<'_> {
-    /// Writes the records of `lines` (complete lines; with `last`, an
-    /// unterminated last line too) and acknowledges them.
-    fn write(&mut self, lines: &[u8], last: bool) -> io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+impl Sink {
+    fn new(file: std::fs::File, ipc: Option<std::fs::File>) -> Self {
+        Self {
+            file,
+            out: Vec::with_capacity(2 * READ_CHUNK),
+            clock: TimeCache::default(),
+            written: 0,
+            ipc,
         }
-        let (used, records) = convert(lines, last, self.clock, self.out);
+    }
+
+    /// Writes the records of the complete lines of `lines` (with `last`,
+    /// an unterminated last line too) and acknowledges them; returns how
+    /// many bytes of `lines` they took.
+    fn write(&mut self, lines: &[u8], last: bool) -> io::Result<usize> {
+        let (used, records) = convert(lines, last, &mut self.clock, &mut self.out);
         if records == 0 {
-            return Ok(());
+            return Ok(used);
         }
+        // The daemon's lines are copied from where they were read; `out`
+        // holds the lines only when some needed formatting.
         if self.out.is_empty() {
             self.file.write_all(&lines[..used])?;
         } else {
-            self.file.write_all(self.out)?;
+            self.file.write_all(&self.out)?;
             self.out.clear();
         }
-        *self.written += records;
-        acknowledge(self.ipc, *self.written);
-        Ok(())
+        self.written += records;
+        acknowledge(&mut self.ipc, self.written);
+        Ok(used)
     }
 }
 
@@ -192,7 +176,7 @@ fn drain_with_ring(
     input: &[u8],
     last: bool,
     ring: &crate::feed_ring::RingReader,
-    sink: &mut Sink<'_>,
+    sink: &mut Sink,
 ) -> io::Result<usize> {
     // The plain lines not yet written start at `plain`.
     let mut plain = 0;
@@ -756,20 +740,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.txt");
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .unwrap();
-        let (mut out, mut clock, mut written, mut ipc) =
-            (Vec::new(), TimeCache::default(), 0, None);
-        let mut sink = Sink {
-            file: &mut file,
-            out: &mut out,
-            clock: &mut clock,
-            written: &mut written,
-            ipc: &mut ipc,
-        };
+        let mut sink = Sink::new(file, None);
         let used = drain_with_ring(&input, false, &reader, &mut sink).unwrap();
         assert_eq!(&input[used..], b"[t] [a/0 1] [STDOUT]: unfinish");
         drain_with_ring(&input[used..], true, &reader, &mut sink).unwrap();
@@ -782,7 +758,7 @@ mod tests {
             got,
             ["one", "two", "three", "#bad header", "four", "unfinish"]
         );
-        assert_eq!(written, 6);
+        assert_eq!(sink.written, 6);
         // Both chunks are done with: after filling the rest of this turn,
         // the ring takes as many bytes again at its start.
         let used_by_chunks = one.len() + two.len();
