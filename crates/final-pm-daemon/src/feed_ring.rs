@@ -3,10 +3,11 @@
 //!
 //! Why: a pipe costs a copy into the kernel on the writing side and one out
 //! of it on the reading side, plus a page allocated and freed for every 4 KiB.
-//! For 2,000,000 lines of 100 bytes (300 MB once formatted) that was about
-//! 0.35 s of CPU time on the benchmark machine, more than the daemon's whole
-//! work on the lines. Through this ring the daemon copies each chunk once,
-//! in user space, and the logger writes the file straight from the mapping.
+//! Through this ring the daemon copies each chunk once, in user space, and
+//! the logger writes the file straight from the mapping: for 2,000,000 lines
+//! of 100 bytes (300 MB once formatted) the daemon and its logger used 0.57 s
+//! of CPU time instead of 0.83 s (bench/README.md, "Log throughput, a shared
+//! ring").
 //!
 //! The ring is a `memfd` that the logger inherits as fd [`RING_FD`] (named
 //! by `FINAL_PM_FEED_RING`). Its first page holds one counter, the stream

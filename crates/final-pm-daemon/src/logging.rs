@@ -530,7 +530,9 @@ impl Logging {
         }
     }
 
-    /// A feeder write of `records` records completed.
+    /// A feeder write of `records` records completed. For a process that
+    /// acknowledges, that changes nothing: its records count until it
+    /// acknowledges them.
     pub(crate) fn on_fed(&mut self, id: ProcessId, records: u64) {
         let Some(logger) = self.logger_of(id) else {
             return;
