@@ -835,6 +835,10 @@ impl Logging {
             }
             if !logger.accepting() {
                 for buffer in logger.buffers.values_mut() {
+                    // Records held while the logger was expected (a read can
+                    // bring more than the whole buffer at once) are now over
+                    // the bound with nobody to take them: drop the oldest.
+                    buffer.make_room(0, false);
                     if buffer.dropped > 0 && buffer.live.is_empty() {
                         self.seq += 1;
                         report_dropped(&self.followers, buffer, &key.name, self.seq, now_ms);
@@ -1250,6 +1254,26 @@ mod tests {
         logging.on_message(ProcessId(1), serde_json::json!({ "ack": records }));
         let (_, more) = fed(logging.drive(now, 1));
         assert!(more > 0 && records + more <= 3000, "{more}");
+    }
+
+    /// A read can bring more than the whole buffer while the logger is
+    /// still expected; when it then fails to start, the buffer goes back to
+    /// its bound and the drops are reported.
+    #[test]
+    fn records_held_for_a_logger_that_fails_are_trimmed_and_reported() {
+        let (mut logging, _web, key, now) = setup(1000);
+        let line = "z".repeat(99);
+        let many: Vec<&str> = vec![line.as_str(); 50];
+        web_output(&mut logging, 1, &many, 0);
+        assert_eq!(texts(&logging, "web").len(), 50, "held for the logger");
+        logging.drive(now, 1);
+        logging.start_failed(&key, false, now);
+        logging.forget(ProcessId(0), now);
+        logging.drive(now, 2);
+        let kept = texts(&logging, "web");
+        let lines = kept.iter().filter(|t| **t == line).count();
+        assert!(lines * 100 <= 1000, "{lines} lines kept");
+        assert!(kept.iter().any(|t| t.starts_with("dropped ")), "{kept:?}");
     }
 
     #[test]
