@@ -171,7 +171,8 @@ enum StartFailure {
 /// burst mapped, faulted in and unmapped them again, which took about a
 /// fifth of the daemon's CPU time while logging 2,000,000 lines (0.335 ->
 /// 0.275 s, bench/README.md). 1 MiB thresholds did not help. The cost: up
-/// to 4 MiB more resident after a burst; nothing for an idle daemon.
+/// to 4 MiB more resident while output flows, returned by
+/// [`return_free_memory`] when it is over; nothing for an idle daemon.
 #[allow(unsafe_code)]
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters, before any thread
@@ -179,6 +180,17 @@ fn tune_malloc() {
     unsafe {
         nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
         nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+    }
+}
+
+/// Hands the memory [`tune_malloc`] lets glibc keep back to the system: called
+/// when a logging process is stopped, which is when a burst of output is
+/// over (its apps are done).
+#[allow(unsafe_code)]
+pub(crate) fn return_free_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        nix::libc::malloc_trim(0);
     }
 }
 

@@ -350,6 +350,8 @@ impl Supervisor {
                 if let Err(err) = self.core.stop(now, id) {
                     debug!(%id, %err, "stopping a logging process");
                 }
+                // Its apps are done: what their output needed is free now.
+                crate::entry::return_free_memory();
             }
         }
     }
