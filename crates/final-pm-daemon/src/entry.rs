@@ -112,7 +112,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(%err, "cannot become a child subreaper; orphaned grandchildren go to init");
     }
-    tune_malloc();
+    crate::memory::tune();
     raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -165,35 +165,6 @@ enum StartFailure {
 /// so the usual soft limit of 1024 would stop the daemon near 200 processes
 /// with "too many open files". Like supervisord's `minfds`, the daemon takes
 /// what the hard limit allows; the processes it starts inherit it.
-/// Lets glibc keep up to 4 MiB of freed memory for reuse instead of handing
-/// it back at once. Output is read in chunks of up to 256 KiB that live
-/// until their records leave the log buffer; with glibc's defaults each
-/// burst mapped, faulted in and unmapped them again, which took about a
-/// fifth of the daemon's CPU time while logging 2,000,000 lines (0.335 ->
-/// 0.275 s, bench/README.md). 1 MiB thresholds did not help. The cost: up
-/// to 4 MiB more resident while output flows, returned by
-/// [`return_free_memory`] when it is over; nothing for an idle daemon.
-#[allow(unsafe_code)]
-fn tune_malloc() {
-    // SAFETY: mallopt only sets allocator parameters, before any thread
-    // is started.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 4 * 1024 * 1024);
-    }
-}
-
-/// Hands the memory [`tune_malloc`] lets glibc keep back to the system: called
-/// when a logging process is stopped, which is when a burst of output is
-/// over (its apps are done).
-#[allow(unsafe_code)]
-pub(crate) fn return_free_memory() {
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        nix::libc::malloc_trim(0);
-    }
-}
-
 fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {

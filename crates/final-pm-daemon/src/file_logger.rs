@@ -202,22 +202,10 @@ fn drain_with_ring(
 /// The feed ring the daemon passed, if it did (see [`crate::feed_ring`]).
 /// One it passed but that cannot be mapped is an error: its headers would
 /// stand for lines this logger cannot read.
-#[allow(unsafe_code)]
 fn feed_ring() -> io::Result<Option<crate::feed_ring::RingReader>> {
-    use std::os::fd::FromRawFd;
-    let Some(fd) = std::env::var(crate::feed_ring::RING_VAR)
-        .ok()
-        .and_then(|fd| fd.parse::<i32>().ok())
-    else {
+    let Some(fd) = inherited_fd(crate::feed_ring::RING_VAR) else {
         return Ok(None);
     };
-    if fd < 3 || nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
-        return Ok(None);
-    }
-    // SAFETY: the daemon opened `fd` for us as the feed ring and named it
-    // in the variable; it is open (checked above) and nothing else in this
-    // process uses or closes it, so this OwnedFd becomes its only owner.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
     crate::feed_ring::RingReader::open(fd)
         .map(Some)
         .map_err(|err| io::Error::new(err.kind(), format!("cannot map the feed ring: {err}")))
@@ -295,18 +283,24 @@ fn acknowledge(ipc: &mut Option<std::fs::File>, written: u64) {
 }
 
 /// The IPC channel the daemon gave us, if any.
-#[allow(unsafe_code)]
 fn ipc_channel() -> Option<std::fs::File> {
+    inherited_fd("NODE_CHANNEL_FD").map(std::fs::File::from)
+}
+
+/// The fd the daemon opened for us and named in the variable `name`, if it
+/// is there and open.
+#[allow(unsafe_code)]
+fn inherited_fd(name: &str) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    let fd: i32 = std::env::var("NODE_CHANNEL_FD").ok()?.parse().ok()?;
+    let fd: i32 = std::env::var(name).ok()?.parse().ok()?;
     if fd < 3 || nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
         return None;
     }
-    // SAFETY: the daemon opened `fd` for us as our end of the IPC channel
-    // and named it in NODE_CHANNEL_FD; it is open (checked above) and
-    // nothing else in this process uses or closes it, so this File becomes
-    // its only owner.
-    Some(unsafe { std::fs::File::from_raw_fd(fd) })
+    // SAFETY: the daemon opened `fd` for us and named it in `name`; it is
+    // open (checked above) and nothing else in this process uses or closes
+    // it (each variable is read once), so this OwnedFd becomes its only
+    // owner.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 #[allow(unsafe_code)]

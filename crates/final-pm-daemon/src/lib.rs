@@ -35,6 +35,7 @@ mod lines;
 mod listen;
 mod logging;
 mod logjson;
+mod memory;
 mod records;
 mod server;
 mod spawn;

@@ -351,7 +351,7 @@ impl Supervisor {
                     debug!(%id, %err, "stopping a logging process");
                 }
                 // Its apps are done: what their output needed is free now.
-                crate::entry::return_free_memory();
+                crate::memory::give_back();
             }
         }
     }
@@ -681,7 +681,6 @@ impl Supervisor {
             feed_ring: ring.as_ref().map(crate::feed_ring::Ring::fd),
         };
         let spawned = spawn(&spec);
-        drop(spec);
         let output = OutputSetup {
             max_line: usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX),
             budget,

@@ -201,8 +201,10 @@ impl Client {
 ///
 /// Why: a one-shot query such as `final-pm show` spends about as long in the
 /// daemon as the CLI spends starting (parsing its arguments, loading the
-/// configuration, building its runtime). Sent first, the two happen at the
-/// same time on different cores instead of one after the other.
+/// configuration, building its runtime). Sent first, the two can happen at
+/// the same time instead of one after the other (where the scheduler puts
+/// them on different cores; on the 2-core benchmark machine it often does
+/// not, and `show` gained a fifth rather than half).
 #[derive(Debug)]
 pub struct EarlyCall {
     stream: std::os::unix::net::UnixStream,
