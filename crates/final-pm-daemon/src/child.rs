@@ -474,18 +474,20 @@ impl Pump {
 
 async fn pump(mut pipe: Pipe, pump: Pump) {
     let mut splitter = LineSplitter::new(pump.max_line);
-    // Not zeroed: the kernel fills it, and only the pages it touches are
-    // ever faulted in. Zeroing the whole chunk for both streams of every
-    // process cost about a tenth of the time to start 50 processes, most of
-    // which never write more than a page at once (bench/README.md).
-    let mut buffer = Vec::with_capacity(READ_CHUNK);
     loop {
-        buffer.clear();
-        match pipe.read_buf(&mut buffer).await {
+        // Read straight into the pending batch (see `lines`). Not zeroed:
+        // the kernel fills it, and only the pages it touches are ever
+        // faulted in. Zeroing the whole chunk for both streams of every
+        // process cost about a tenth of the time to start 50 processes,
+        // most of which never write more than a page at once
+        // (bench/README.md).
+        let buffer = splitter.buffer(READ_CHUNK);
+        let from = buffer.len();
+        match pipe.read_buf(buffer).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        splitter.push(&buffer);
+        splitter.scan(from);
         if let Some(batch) = splitter.take_batch()
             && !pump.send(batch).await
         {

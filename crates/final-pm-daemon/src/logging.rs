@@ -195,7 +195,7 @@ impl AppBuffer {
 
     /// Stores the lines of one read, numbered from `first_seq`.
     fn push_batch(&mut self, first_seq: u64, meta: Meta, batch: Batch, accepting: bool) {
-        let size = batch.data.len() as u64;
+        let size = batch.text_bytes();
         if size > self.max {
             // Larger than the whole buffer (a small `max-buffered-log-bytes`):
             // line by line, so each line gets the rule for one record.
@@ -976,10 +976,9 @@ fn feed(
             'runs: for run in buffer.entries.runs_from(start) {
                 if lines && !run.multiline() {
                     let prefix = encoder.line_prefix(&buffer.app, run.meta());
-                    for text in run.texts() {
+                    for line in run.lines_each() {
                         bytes.extend_from_slice(prefix);
-                        bytes.extend_from_slice(text.as_bytes());
-                        bytes.push(b'\n');
+                        bytes.extend_from_slice(line);
                         buffer.sent += 1;
                         if bytes.len() >= CHUNK_BYTES {
                             break 'runs;

@@ -34,9 +34,9 @@ struct Chunk {
     /// Position of line 0 counted from the first line ever stored.
     first: u64,
     meta: Meta,
-    /// Every line's text, back to back.
+    /// Every line's text, each followed by `\n` (see [`Batch`]).
     text: String,
-    /// Where each line ends in `text`.
+    /// Where each line ends in `text` (its `\n` follows).
     ends: Vec<usize>,
     /// `(line, bytes cut)` for lines cut at `max-log-line-length`.
     truncated: Vec<(usize, u64)>,
@@ -48,7 +48,11 @@ struct Chunk {
 
 impl Chunk {
     fn start_of(&self, line: usize) -> usize {
-        if line == 0 { 0 } else { self.ends[line - 1] }
+        if line == 0 {
+            0
+        } else {
+            self.ends[line - 1] + 1
+        }
     }
 
     fn end(&self) -> u64 {
@@ -105,8 +109,19 @@ impl<'a> Run<'a> {
         let mut start = chunk.start_of(self.from);
         chunk.ends[self.from..self.to].iter().map(move |&end| {
             let text = &chunk.text[start..end];
-            start = end;
+            start = end + 1;
             text
+        })
+    }
+
+    /// Each line's text with its newline, in order.
+    pub(crate) fn lines_each(self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let chunk = self.chunk;
+        let mut start = chunk.start_of(self.from);
+        chunk.ends[self.from..self.to].iter().map(move |&end| {
+            let line = &chunk.text.as_bytes()[start..=end];
+            start = end + 1;
+            line
         })
     }
 
@@ -127,16 +142,16 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Text bytes plus one per line (what the lines cost in a budget).
+    /// Text bytes plus one per line (what the lines cost in a budget):
+    /// the lines with their newlines.
     pub(crate) fn cost(&self) -> u64 {
+        self.lines().len() as u64
+    }
+
+    /// The lines' texts, each followed by `\n`, as one slice.
+    pub(crate) fn lines(&self) -> &'a [u8] {
         let chunk = self.chunk;
-        let bytes = chunk
-            .ends
-            .get(self.to.wrapping_sub(1))
-            .copied()
-            .unwrap_or(0)
-            - chunk.start_of(self.from);
-        (bytes + self.len()) as u64
+        &chunk.text.as_bytes()[chunk.start_of(self.from)..chunk.start_of(self.to)]
     }
 }
 
@@ -167,12 +182,10 @@ impl Records {
         if count == 0 {
             return 0;
         }
+        // Every line is followed by a newline, so valid text is valid line
+        // by line (a character split by the length limit is not valid).
         let (text, ends) = match String::from_utf8(data) {
-            // Lines end at ASCII bytes, so each is valid on its own, unless
-            // a cut at the length limit split a character whose rest
-            // happens to start the next line.
-            Ok(text) if ends.iter().all(|&end| text.is_char_boundary(end)) => (text, ends),
-            Ok(text) => lossy(text.as_bytes(), &ends),
+            Ok(text) => (text, ends),
             Err(err) => lossy(err.as_bytes(), &ends),
         };
         self.append(Chunk {
@@ -189,9 +202,10 @@ impl Records {
     }
 
     /// Appends one record.
-    pub(crate) fn push_one(&mut self, seq: u64, meta: Meta, text: String, truncated: u64) {
+    pub(crate) fn push_one(&mut self, seq: u64, meta: Meta, mut text: String, truncated: u64) {
         let end = text.len();
         let multiline = memchr::memchr(b'\n', text.as_bytes()).is_some();
+        text.push('\n');
         self.append(Chunk {
             first_seq: seq,
             first: 0,
@@ -269,7 +283,8 @@ fn lossy(data: &[u8], ends: &[usize]) -> (String, Vec<usize>) {
     for &end in ends {
         text.push_str(&String::from_utf8_lossy(&data[start..end]));
         new_ends.push(text.len());
-        start = end;
+        text.push('\n');
+        start = end + 1;
     }
     (text, new_ends)
 }
