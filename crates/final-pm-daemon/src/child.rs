@@ -166,7 +166,8 @@ pub(crate) enum ChildEvent {
 /// What a logging process's stdin feeder does.
 #[derive(Debug)]
 enum FeedCommand {
-    Records(Vec<u8>, u64),
+    /// Encoded records, how many, and whether all are formatted lines.
+    Records(Vec<u8>, u64, bool),
     Close,
 }
 
@@ -239,10 +240,10 @@ impl ChildHandle {
 
     /// Queues encoded records for a logging process; [`ChildEvent::Fed`]
     /// follows once they are written.
-    pub(crate) fn feed(&self, bytes: Vec<u8>, records: u64) {
+    pub(crate) fn feed(&self, bytes: Vec<u8>, records: u64, formatted: bool) {
         match &self.feed {
             Some(feed) => {
-                let _ = feed.send(FeedCommand::Records(bytes, records));
+                let _ = feed.send(FeedCommand::Records(bytes, records, formatted));
             }
             None => self.ipc.send_records(bytes, records),
         }
@@ -513,8 +514,9 @@ async fn feeder(
 ) {
     while let Some(command) = commands.recv().await {
         match command {
-            FeedCommand::Records(bytes, records) => {
-                let header = ring.as_mut().and_then(|ring| ring.put(&bytes));
+            FeedCommand::Records(bytes, records, formatted) => {
+                let lines = formatted.then_some(records);
+                let header = ring.as_mut().and_then(|ring| ring.put(&bytes, lines));
                 let sent = match header {
                     Some(header) => stdin.write_all(header.as_bytes()).await,
                     None => stdin.write_all(&bytes).await,

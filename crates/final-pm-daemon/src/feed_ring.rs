@@ -16,7 +16,9 @@
 //! chunk at stream position `start` (at `start % capacity` in the data area,
 //! never split across the end: a chunk that would be is placed at the next
 //! turn, and the gap counts as used), then writes a header line
-//! `#<start> <len>` on the logger's stdin. The logger reads headers and
+//! `#<start> <len>` on the logger's stdin, or `#<start> <len> <lines>` when
+//! the chunk is `lines` formatted lines (one record each), which the logger
+//! then writes without looking at them. The logger reads headers and
 //! plain lines from stdin in order, so the order of records is the order on
 //! stdin. A chunk that does not fit in the free part of the ring goes on
 //! stdin as it is, so nothing ever waits for the ring or overwrites data the
@@ -130,9 +132,10 @@ impl Ring {
     }
 
     /// Copies `chunk` into the ring if it fits in the part the logger is
-    /// done with; returns the header line to send for it.
+    /// done with; returns the header line to send for it, which counts
+    /// `lines` if given (see the module docs).
     #[allow(unsafe_code)]
-    pub(crate) fn put(&mut self, chunk: &[u8]) -> Option<String> {
+    pub(crate) fn put(&mut self, chunk: &[u8], lines: Option<u64>) -> Option<String> {
         let len = chunk.len();
         if len == 0 || len > CAPACITY {
             return None;
@@ -156,8 +159,21 @@ impl Ring {
             std::ptr::copy_nonoverlapping(chunk.as_ptr(), self.mapping.base.add(offset), len);
         }
         self.next = end;
-        Some(format!("#{start} {len}\n"))
+        Some(match lines {
+            Some(lines) => format!("#{start} {len} {lines}\n"),
+            None => format!("#{start} {len}\n"),
+        })
     }
+}
+
+/// A chunk the logger found in the ring.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Chunk<'a> {
+    pub(crate) data: &'a [u8],
+    /// Its end: the logger is [`done`](RingReader::done) with it there.
+    pub(crate) end: u64,
+    /// How many formatted lines it is, if the daemon said.
+    pub(crate) lines: Option<u64>,
 }
 
 /// The logger's side: reads chunks and says when it is done with them.
@@ -181,13 +197,22 @@ impl RingReader {
         })
     }
 
-    /// The chunk of header `#<start> <len>` (`line` without its newline);
-    /// `None` for a malformed header or one outside the ring.
+    /// The chunk of header `#<start> <len> [<lines>]` (`line` without its
+    /// newline), and its end; `None` for a malformed header or one outside
+    /// the ring.
     #[allow(unsafe_code)]
-    pub(crate) fn chunk(&self, line: &[u8]) -> Option<(&[u8], u64)> {
+    pub(crate) fn chunk(&self, line: &[u8]) -> Option<Chunk<'_>> {
         let text = std::str::from_utf8(line.strip_prefix(b"#")?).ok()?;
-        let (start, len) = text.split_once(' ')?;
-        let (start, len): (u64, usize) = (start.parse().ok()?, len.parse().ok()?);
+        let mut fields = text.split(' ');
+        let start: u64 = fields.next()?.parse().ok()?;
+        let len: usize = fields.next()?.parse().ok()?;
+        let lines = match fields.next() {
+            Some(lines) => Some(lines.parse().ok()?),
+            None => None,
+        };
+        if fields.next().is_some() {
+            return None;
+        }
         let offset = (start % CAPACITY as u64) as usize;
         if len == 0 || offset + len > CAPACITY {
             return None;
@@ -197,7 +222,11 @@ impl RingReader {
         // until `done` moves past it.
         let data =
             unsafe { std::slice::from_raw_parts(self.mapping.base.add(HEADER + offset), len) };
-        Some((data, start + len as u64))
+        Some(Chunk {
+            data,
+            end: start + len as u64,
+            lines,
+        })
     }
 
     /// The logger is done with everything before stream position `end`.
@@ -220,19 +249,27 @@ mod tests {
         let mut ring = Ring::create().unwrap();
         let reader = reader_of(&ring);
         let big = vec![b'a'; CAPACITY / 2 + 1];
-        let header = ring.put(&big).unwrap();
+        let header = ring.put(&big, None).unwrap();
         assert_eq!(header, format!("#0 {}\n", big.len()));
-        let (data, end) = reader.chunk(header.trim_end().as_bytes()).unwrap();
-        assert_eq!((data, end), (&big[..], big.len() as u64));
+        let chunk = reader.chunk(header.trim_end().as_bytes()).unwrap();
+        let end = big.len() as u64;
+        assert_eq!(
+            chunk,
+            Chunk {
+                data: &big[..],
+                end,
+                lines: None
+            }
+        );
         // A second half-ring does not fit before the end: it waits for the
         // logger, then goes to the start of the next turn.
-        assert_eq!(ring.put(&big), None);
+        assert_eq!(ring.put(&big, None), None);
         reader.done(end);
         let other = vec![b'b'; CAPACITY / 2 + 1];
-        let header = ring.put(&other).unwrap();
-        assert_eq!(header, format!("#{CAPACITY} {}\n", other.len()));
-        let (data, _) = reader.chunk(header.trim_end().as_bytes()).unwrap();
-        assert_eq!(data, &other[..]);
+        let header = ring.put(&other, Some(7)).unwrap();
+        assert_eq!(header, format!("#{CAPACITY} {} 7\n", other.len()));
+        let chunk = reader.chunk(header.trim_end().as_bytes()).unwrap();
+        assert_eq!((chunk.data, chunk.lines), (&other[..], Some(7)));
     }
 
     #[test]
@@ -242,14 +279,14 @@ mod tests {
         let quarter = vec![b'q'; CAPACITY / 4];
         let mut ends = Vec::new();
         for _ in 0..4 {
-            let header = ring.put(&quarter).unwrap();
-            ends.push(reader.chunk(header.trim_end().as_bytes()).unwrap().1);
+            let header = ring.put(&quarter, None).unwrap();
+            ends.push(reader.chunk(header.trim_end().as_bytes()).unwrap().end);
         }
-        assert_eq!(ring.put(b"x\n"), None);
+        assert_eq!(ring.put(b"x\n", None), None);
         reader.done(ends[0]);
-        assert!(ring.put(b"x\n").is_some());
+        assert!(ring.put(b"x\n", None).is_some());
         assert_eq!(
-            ring.put(&vec![0; CAPACITY + 1]),
+            ring.put(&vec![0; CAPACITY + 1], None),
             None,
             "larger than the ring"
         );
@@ -264,6 +301,8 @@ mod tests {
             "#1",
             "#x 2",
             "#0 0",
+            "#0 1 x",
+            "#0 1 2 3",
             &format!("#0 {}", CAPACITY + 1),
             "[not a header",
         ] {

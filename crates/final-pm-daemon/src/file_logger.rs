@@ -166,12 +166,23 @@ impl Sink {
         acknowledge(&mut self.ipc, self.written);
         Ok(used)
     }
+
+    /// Writes `lines` formatted lines, already the file's bytes, and
+    /// acknowledges them.
+    fn write_formatted(&mut self, data: &[u8], lines: u64) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.written += lines;
+        acknowledge(&mut self.ipc, self.written);
+        Ok(())
+    }
 }
 
 /// Handles what stdin gave with a feed ring: plain lines are records as
-/// without one, and a header line `#<start> <len>` stands for a chunk of
-/// lines in the ring, written from there. Everything is written in stdin's
-/// order. Returns how much of `input` was used (all of it when `last`).
+/// without one, and a header line `#<start> <len> [<lines>]` stands for a
+/// chunk of lines in the ring, written from there (as it is, if the daemon
+/// counted its lines: they are all formatted). Everything is written in
+/// stdin's order. Returns how much of `input` was used (all of it when
+/// `last`).
 fn drain_with_ring(
     input: &[u8],
     last: bool,
@@ -184,12 +195,17 @@ fn drain_with_ring(
     while let Some(found) = memchr::memchr(b'\n', &input[pos..]) {
         let line = &input[pos..pos + found];
         if line.first() == Some(&b'#')
-            && let Some((chunk, end)) = ring.chunk(line)
+            && let Some(chunk) = ring.chunk(line)
         {
             sink.write(&input[plain..pos], false)?;
-            sink.write(chunk, true)?;
+            match chunk.lines {
+                Some(lines) => sink.write_formatted(chunk.data, lines)?,
+                None => {
+                    sink.write(chunk.data, true)?;
+                }
+            }
             // Only now may the daemon reuse that part of the ring.
-            ring.done(end);
+            ring.done(chunk.end);
             plain = pos + found + 1;
         }
         pos += found + 1;
@@ -714,7 +730,8 @@ mod tests {
     }
 
     /// Lines from the ring and lines from stdin reach the file in stdin's
-    /// order; the ring is handed back only once its lines are in the file.
+    /// order, and count as records whether or not the daemon counted them;
+    /// the ring is handed back only once its lines are in the file.
     #[test]
     fn ring_chunks_and_plain_lines_are_written_in_order() {
         use crate::feed_ring::{Ring, RingReader};
@@ -724,8 +741,10 @@ mod tests {
             b"[t] [a/0 1] [STDOUT]: one\n[t] [a/0 1] [STDOUT]: two\n".as_slice(),
             b"[t] [a/0 1] [STDOUT]: four\n".as_slice(),
         );
-        let first = ring.put(one);
-        let second = ring.put(two);
+        // The first chunk's lines are counted by the daemon, the second's
+        // by the logger.
+        let first = ring.put(one, Some(2));
+        let second = ring.put(two, None);
         let mut input = Vec::new();
         input.extend_from_slice(first.unwrap().as_bytes());
         input.extend_from_slice(b"[t] [a/0 1] [STDOUT]: three\n#bad header\n");
@@ -757,9 +776,9 @@ mod tests {
         // the ring takes as many bytes again at its start.
         let used_by_chunks = one.len() + two.len();
         let rest = 2 * 1024 * 1024 - used_by_chunks;
-        assert!(ring.put(&vec![b'z'; rest]).is_some());
-        assert!(ring.put(&vec![b'z'; used_by_chunks]).is_some());
-        assert!(ring.put(b"z").is_none(), "the ring is full now");
+        assert!(ring.put(&vec![b'z'; rest], None).is_some());
+        assert!(ring.put(&vec![b'z'; used_by_chunks], None).is_some());
+        assert!(ring.put(b"z", None).is_none(), "the ring is full now");
     }
 
     #[test]

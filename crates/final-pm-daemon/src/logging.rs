@@ -362,6 +362,9 @@ pub(crate) enum Action {
         id: ProcessId,
         bytes: Vec<u8>,
         records: u64,
+        /// Every record is one formatted line of the builtin file-logger
+        /// (none is JSON), so it can write them without looking at them.
+        formatted: bool,
     },
     /// Close the process's record stream and stop it gracefully.
     Stop(ProcessId),
@@ -973,6 +976,7 @@ fn feed(
         while buffer.sent < buffer.entries.len() && process.in_flight_bytes < FEED_WINDOW {
             let start = buffer.sent;
             let mut bytes = Vec::with_capacity(chunk_estimate(buffer, lines));
+            let mut formatted = lines;
             'runs: for run in buffer.entries.runs_from(start) {
                 if lines && !run.multiline() {
                     let prefix = encoder.line_prefix(&buffer.app, run.meta());
@@ -986,6 +990,8 @@ fn feed(
                     }
                     continue;
                 }
+                // A text with a newline goes as JSON (see `push_line`).
+                formatted = false;
                 for entry in run.records() {
                     let record = logjson::RecordRef {
                         kind: entry.kind,
@@ -1018,6 +1024,7 @@ fn feed(
                 id: process.id,
                 bytes,
                 records: records as u64,
+                formatted,
             });
         }
     }
@@ -1177,7 +1184,12 @@ mod tests {
         assert!(logging.drive(now, 1).is_empty(), "not fed before it runs");
         logging.on_running(ProcessId(1));
         let actions = logging.drive(now, 1);
-        let [Action::Feed { id, bytes, records }] = &actions[..] else {
+        let [
+            Action::Feed {
+                id, bytes, records, ..
+            },
+        ] = &actions[..]
+        else {
             panic!("{actions:?}");
         };
         assert_eq!((*id, *records), (ProcessId(1), 2));
@@ -1222,6 +1234,66 @@ mod tests {
             panic!("{actions:?}");
         };
         assert_eq!(*records, 2, "b and c again");
+    }
+
+    /// The builtin file-logger is told when a chunk is only formatted lines
+    /// (it then writes it without reading it); a record with a newline in
+    /// its text goes as JSON, and its chunk is not.
+    #[test]
+    fn chunks_of_formatted_lines_are_marked_for_the_file_logger() {
+        let (mut logging, web, key, now) = setup(1000);
+        web_output(&mut logging, 1, &["a", "b"], 0);
+        logging.drive(now, 1);
+        logging.started(&key, ProcessId(1), true);
+        logging.on_running(ProcessId(1));
+        let actions = logging.drive(now, 1);
+        let [
+            Action::Feed {
+                bytes, formatted, ..
+            },
+        ] = &actions[..]
+        else {
+            panic!("{actions:?}");
+        };
+        assert!(formatted);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.lines().all(|l| l.starts_with('[')), "{text}");
+        let mut record = LogRecord {
+            kind: LogKind::Exit,
+            text: "two\nlines".into(),
+            bytes: 9,
+            timestamp: 2,
+            app: "web".into(),
+            process: None,
+            truncated: 0,
+        };
+        logging.push_record(ProcessId(0), Some(&web), record.clone());
+        web_output(&mut logging, 3, &["c"], 0);
+        let actions = logging.drive(now, 3);
+        let [
+            Action::Feed {
+                bytes, formatted, ..
+            },
+        ] = &actions[..]
+        else {
+            panic!("{actions:?}");
+        };
+        assert!(!formatted);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with('{'), "{text}");
+        record.text = "one line".into();
+        logging.push_record(ProcessId(0), Some(&web), record);
+        let actions = logging.drive(now, 3);
+        assert!(
+            matches!(
+                &actions[..],
+                [Action::Feed {
+                    formatted: true,
+                    ..
+                }]
+            ),
+            "{actions:?}"
+        );
     }
 
     /// The builtin file-logger reads from a ring that has room only for what

@@ -338,9 +338,14 @@ impl Supervisor {
                     }
                 }
             }
-            Action::Feed { id, bytes, records } => {
+            Action::Feed {
+                id,
+                bytes,
+                records,
+                formatted,
+            } => {
                 if let Some(child) = self.children.get(&id) {
-                    child.handle.feed(bytes, records);
+                    child.handle.feed(bytes, records, formatted);
                 }
             }
             Action::Stop(id) => {
