@@ -163,21 +163,25 @@ impl AppBuffer {
         }
         let target = self.max / 4 * 3;
         while self.bytes + size > target {
-            if self.delivered == 0 && accepting {
-                // Undelivered records wait for the logger; the budget
-                // bounds them.
-                break;
-            }
-            let Some(old) = self.entries.pop_front() else {
-                break;
+            // Undelivered records wait for an accepting logger; the budget
+            // bounds them.
+            let max_lines = if accepting {
+                self.delivered
+            } else {
+                usize::MAX
             };
-            self.bytes -= old as u64;
-            if self.delivered == 0 {
-                self.dropped += 1;
+            if max_lines == 0 {
+                break;
             }
-            self.delivered = self.delivered.saturating_sub(1);
-            self.sent = self.sent.saturating_sub(1);
-            self.released = self.released.saturating_sub(1);
+            let (lines, freed) = self.entries.evict(max_lines, self.bytes + size - target);
+            if lines == 0 {
+                break;
+            }
+            self.bytes -= freed;
+            self.dropped += lines.saturating_sub(self.delivered) as u64;
+            self.delivered = self.delivered.saturating_sub(lines);
+            self.sent = self.sent.saturating_sub(lines);
+            self.released = self.released.saturating_sub(lines);
         }
     }
 

@@ -233,18 +233,36 @@ impl Records {
         self.chunks.push_back(chunk);
     }
 
-    /// Evicts the oldest line; returns its text's length.
-    pub(crate) fn pop_front(&mut self) -> Option<usize> {
-        let chunk = self.chunks.front_mut()?;
-        let line = chunk.head;
-        let bytes = chunk.ends[line] - chunk.start_of(line);
-        chunk.head += 1;
-        if chunk.head == chunk.ends.len() {
-            self.chunks.pop_front();
+    /// Evicts the oldest lines, at most `max_lines`, until their texts add
+    /// up to at least `bytes`; returns how many lines and text bytes went.
+    /// The rest of a chunk goes at once when all of it is to go, so a
+    /// buffer full of a busy app's lines sheds them a read at a time.
+    pub(crate) fn evict(&mut self, max_lines: usize, bytes: u64) -> (usize, u64) {
+        let (mut lines, mut freed) = (0, 0);
+        while lines < max_lines && freed < bytes {
+            let Some(chunk) = self.chunks.front_mut() else {
+                break;
+            };
+            let rest = chunk.ends.len() - chunk.head;
+            // Text bytes of the rest, without the newlines.
+            let rest_bytes = (chunk.text.len() - chunk.start_of(chunk.head) - rest) as u64;
+            if rest <= max_lines - lines && rest_bytes <= bytes - freed {
+                lines += rest;
+                freed += rest_bytes;
+                self.chunks.pop_front();
+                continue;
+            }
+            let line = chunk.head;
+            freed += (chunk.ends[line] - chunk.start_of(line)) as u64;
+            lines += 1;
+            chunk.head += 1;
+            if chunk.head == chunk.ends.len() {
+                self.chunks.pop_front();
+            }
         }
-        self.front += 1;
-        self.len -= 1;
-        Some(bytes)
+        self.front += lines as u64;
+        self.len -= lines;
+        (lines, freed)
     }
 
     /// The lines from position `from` on, a run per chunk.
@@ -339,18 +357,37 @@ mod tests {
         let mut records = Records::default();
         records.push_batch(1, meta(1), batch(100, b"aa\nb\n"));
         records.push_batch(3, meta(2), batch(100, b"ccc\n"));
-        assert_eq!(records.pop_front(), Some(2));
+        assert_eq!(records.evict(1, u64::MAX), (1, 2));
         let from_1: Vec<&str> = records.runs_from(1).flat_map(|r| r.texts()).collect();
         assert_eq!(from_1, ["ccc"]);
         let first: Vec<&str> = records.runs(0, 1).flat_map(|r| r.texts()).collect();
         assert_eq!(first, ["b"]);
         assert_eq!(records.runs(0, 2).map(|r| r.cost()).sum::<u64>(), 2 + 4);
-        assert_eq!(records.pop_front(), Some(1));
-        assert_eq!(records.pop_front(), Some(3));
-        assert_eq!(records.pop_front(), None);
+        assert_eq!(records.evict(1, u64::MAX), (1, 1));
+        assert_eq!(records.evict(1, u64::MAX), (1, 3));
+        assert_eq!(records.evict(1, u64::MAX), (0, 0));
         assert_eq!(records.len(), 0);
         records.push_one(4, meta(3), "d".to_owned(), 0);
         assert_eq!(texts(&records), [(4, "d".to_owned(), 0)]);
+    }
+
+    #[test]
+    fn eviction_stops_at_the_bytes_or_lines_asked_for() {
+        let mut records = Records::default();
+        records.push_batch(1, meta(1), batch(100, b"aa\nbb\ncc\n"));
+        records.push_batch(4, meta(2), batch(100, b"dd\n\nee\n"));
+        // 3 bytes: two lines of the first chunk.
+        assert_eq!(records.evict(usize::MAX, 3), (2, 4));
+        // The rest of the first chunk and all of the second: 3 lines are
+        // allowed, so the empty line stops nothing but the count does.
+        assert_eq!(records.evict(3, 100), (3, 4));
+        let left: Vec<(u64, String, u64)> = texts(&records);
+        assert_eq!(left, [(6, "ee".to_owned(), 0)]);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records.evict(5, 100), (1, 2));
+        assert_eq!(records.len(), 0);
+        records.push_one(7, meta(3), "f".to_owned(), 0);
+        assert_eq!(texts(&records), [(7, "f".to_owned(), 0)]);
     }
 
     #[test]
