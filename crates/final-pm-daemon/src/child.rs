@@ -166,8 +166,8 @@ pub(crate) enum ChildEvent {
 /// What a logging process's stdin feeder does.
 #[derive(Debug)]
 enum FeedCommand {
-    /// Encoded records, how many, and whether all are formatted lines.
-    Records(Vec<u8>, u64, bool),
+    /// Encoded records (or a feed ring header), and how many.
+    Records(Vec<u8>, u64),
     Close,
 }
 
@@ -240,10 +240,10 @@ impl ChildHandle {
 
     /// Queues encoded records for a logging process; [`ChildEvent::Fed`]
     /// follows once they are written.
-    pub(crate) fn feed(&self, bytes: Vec<u8>, records: u64, formatted: bool) {
+    pub(crate) fn feed(&self, bytes: Vec<u8>, records: u64) {
         match &self.feed {
             Some(feed) => {
-                let _ = feed.send(FeedCommand::Records(bytes, records, formatted));
+                let _ = feed.send(FeedCommand::Records(bytes, records));
             }
             None => self.ipc.send_records(bytes, records),
         }
@@ -269,8 +269,6 @@ pub(crate) struct OutputSetup {
     pub(crate) budget: Option<Arc<Budget>>,
     /// Whether and how the process is fed records.
     pub(crate) feed: FeedMode,
-    /// The builtin file-logger's feed ring, already passed to it.
-    pub(crate) ring: Option<crate::feed_ring::Ring>,
 }
 
 /// Starts watching a freshly spawned process.
@@ -340,7 +338,6 @@ pub(crate) fn watch(
         let (feed_tx, feed_rx) = mpsc::unbounded_channel();
         helpers.push(tokio::spawn(feeder(
             stdin,
-            output.ring,
             feed_rx,
             id,
             inc,
@@ -502,11 +499,10 @@ async fn pump(mut pipe: Pipe, pump: Pump) {
 
 /// Writes records to a logging process's stdin, in order, and reports each
 /// completed write. Ends when the process stops reading or is told to close.
-/// With a ring (the builtin file-logger), a chunk that fits goes there and
-/// only its header goes on stdin.
+/// (For the builtin file-logger, most writes are headers of chunks already
+/// in its feed ring; see `logging`.)
 async fn feeder(
     mut stdin: tokio::process::ChildStdin,
-    mut ring: Option<crate::feed_ring::Ring>,
     mut commands: mpsc::UnboundedReceiver<FeedCommand>,
     id: ProcessId,
     inc: Incarnation,
@@ -514,14 +510,8 @@ async fn feeder(
 ) {
     while let Some(command) = commands.recv().await {
         match command {
-            FeedCommand::Records(bytes, records, formatted) => {
-                let lines = formatted.then_some(records);
-                let header = ring.as_mut().and_then(|ring| ring.put(&bytes, lines));
-                let sent = match header {
-                    Some(header) => stdin.write_all(header.as_bytes()).await,
-                    None => stdin.write_all(&bytes).await,
-                };
-                if sent.is_err() {
+            FeedCommand::Records(bytes, records) => {
+                if stdin.write_all(&bytes).await.is_err() {
                     return;
                 }
                 if events

@@ -105,6 +105,8 @@ pub(crate) struct Ring {
     mapping: Mapping,
     /// The stream position after the last chunk placed.
     next: u64,
+    /// Where the chunk being filled starts (see [`Ring::space`]).
+    start: u64,
 }
 
 impl Ring {
@@ -123,6 +125,7 @@ impl Ring {
         Ok(Self {
             mapping: Mapping::map(fd, len)?,
             next: 0,
+            start: 0,
         })
     }
 
@@ -131,38 +134,56 @@ impl Ring {
         self.mapping.fd.as_fd()
     }
 
-    /// Copies `chunk` into the ring if it fits in the part the logger is
-    /// done with; returns the header line to send for it, which counts
-    /// `lines` if given (see the module docs).
+    /// The free part of the ring where the next chunk goes, to be filled
+    /// from its start and then [`commit`](Self::commit)ted: the room after
+    /// the last chunk, or at the start of the next turn when that is larger
+    /// and the room here is under `want` bytes. Empty when the logger is a
+    /// whole ring behind.
     #[allow(unsafe_code)]
-    pub(crate) fn put(&mut self, chunk: &[u8], lines: Option<u64>) -> Option<String> {
-        let len = chunk.len();
-        if len == 0 || len > CAPACITY {
-            return None;
-        }
+    pub(crate) fn space(&mut self, want: usize) -> &mut [u8] {
         let capacity = CAPACITY as u64;
+        // Nothing at or after `limit` may be written: the logger has not
+        // written it out yet, one turn before.
+        let limit = self.mapping.consumed().load(Ordering::Acquire) + capacity;
         let mut start = self.next;
-        if start % capacity + len as u64 > capacity {
-            start = start.next_multiple_of(capacity);
+        let turn_end = start + (capacity - start % capacity);
+        let here = turn_end.min(limit).saturating_sub(start);
+        if here < want as u64 && limit > turn_end && (limit - turn_end).min(capacity) > here {
+            start = turn_end;
         }
-        let end = start + len as u64;
-        let consumed = self.mapping.consumed().load(Ordering::Acquire);
-        if end - consumed.min(end) > capacity {
-            return None;
-        }
+        let len = (start + (capacity - start % capacity))
+            .min(limit)
+            .saturating_sub(start) as usize;
+        self.start = start;
         let offset = HEADER + (start % capacity) as usize;
-        // SAFETY: `offset + len` is within the mapping (checked above: the
-        // chunk does not cross the end of the data area), and the logger
-        // is done with this range (the consumed check), so nobody reads it
-        // while it is written; `chunk` is not in the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(chunk.as_ptr(), self.mapping.base.add(offset), len);
-        }
-        self.next = end;
-        Some(match lines {
+        // SAFETY: `offset + len` is within the mapping (the range does not
+        // cross the end of the data area), the logger is done with it (it
+        // is below `limit`) and reads it only after the header that
+        // `commit` makes for it, and `&mut self` keeps it to one writer.
+        unsafe { std::slice::from_raw_parts_mut(self.mapping.base.add(offset), len) }
+    }
+
+    /// Hands the first `len` bytes of the last [`space`](Self::space) to
+    /// the logger: returns the header line to send for them, which counts
+    /// `lines` if given (see the module docs).
+    pub(crate) fn commit(&mut self, len: usize, lines: Option<u64>) -> String {
+        let start = self.start;
+        self.next = start + len as u64;
+        match lines {
             Some(lines) => format!("#{start} {len} {lines}\n"),
             None => format!("#{start} {len}\n"),
-        })
+        }
+    }
+
+    /// Copies `chunk` into the ring if it fits; returns its header.
+    #[cfg(test)]
+    pub(crate) fn put(&mut self, chunk: &[u8], lines: Option<u64>) -> Option<String> {
+        let space = self.space(chunk.len());
+        if chunk.is_empty() || space.len() < chunk.len() {
+            return None;
+        }
+        space[..chunk.len()].copy_from_slice(chunk);
+        Some(self.commit(chunk.len(), lines))
     }
 }
 

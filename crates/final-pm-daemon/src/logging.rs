@@ -52,6 +52,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::child::{Budget, FeedMode};
+use crate::feed_ring::Ring;
 use crate::lines::Batch;
 use crate::logjson;
 use crate::records::{Meta, RecordView, Records};
@@ -307,6 +308,9 @@ struct LoggingProcess {
     /// Records sent and not yet delivered: (app, count), in send order.
     segments: VecDeque<(String, usize)>,
     acked: u64,
+    /// The builtin file-logger's feed ring: its lines are formatted into
+    /// it, and only a header per chunk is written to its stdin.
+    ring: Option<Ring>,
 }
 
 /// One logger object (spec §7.4).
@@ -361,14 +365,12 @@ impl Logger {
 pub(crate) enum Action {
     /// Start a logging process for this key.
     Start(LoggerKey),
-    /// Write these encoded records to a logging process.
+    /// Write these encoded records to a logging process (for the builtin
+    /// file-logger, often the header of a chunk already in its feed ring).
     Feed {
         id: ProcessId,
         bytes: Vec<u8>,
         records: u64,
-        /// Every record is one formatted line of the builtin file-logger
-        /// (none is JSON), so it can write them without looking at them.
-        formatted: bool,
     },
     /// Close the process's record stream and stop it gracefully.
     Stop(ProcessId),
@@ -491,7 +493,18 @@ impl Logging {
                 acked_of_oldest: 0,
                 segments: VecDeque::new(),
                 acked: 0,
+                ring: None,
             });
+        }
+    }
+
+    /// The logging process `id` was spawned with this feed ring.
+    pub(crate) fn attach_ring(&mut self, id: ProcessId, ring: Ring) {
+        if let Some(logger) = self.logger_of(id)
+            && let Some(process) = &mut logger.process
+            && process.id == id
+        {
+            process.ring = Some(ring);
         }
     }
 
@@ -979,47 +992,23 @@ fn feed(
         let lines = process.acks && !buffer.app.contains('\n');
         while buffer.sent < buffer.entries.len() && process.in_flight_bytes < FEED_WINDOW {
             let start = buffer.sent;
-            let mut bytes = Vec::with_capacity(chunk_estimate(buffer, lines));
-            let mut formatted = lines;
-            'runs: for run in buffer.entries.runs_from(start) {
-                if lines && !run.multiline() {
-                    let prefix = encoder.line_prefix(&buffer.app, run.meta());
-                    for line in run.lines_each() {
-                        bytes.extend_from_slice(prefix);
-                        bytes.extend_from_slice(line);
-                        buffer.sent += 1;
-                        if bytes.len() >= CHUNK_BYTES {
-                            break 'runs;
-                        }
-                    }
-                    continue;
+            let in_ring = match &mut process.ring {
+                Some(ring) if lines => ring_chunk(ring, &mut encoder, buffer),
+                _ => None,
+            };
+            let (bytes, size) = match in_ring {
+                Some((header, size)) => (header.into_bytes(), size),
+                None => {
+                    let ring = process.ring.is_some();
+                    let bytes = encode_chunk(&mut encoder, buffer, lines, ring);
+                    let size = bytes.len();
+                    (bytes, size)
                 }
-                // A text with a newline goes as JSON (see `push_line`).
-                formatted = false;
-                for entry in run.records() {
-                    let record = logjson::RecordRef {
-                        kind: entry.kind,
-                        text: entry.text,
-                        timestamp: entry.timestamp,
-                        app_json: &buffer.app_json,
-                        process: entry.process,
-                        truncated: entry.truncated,
-                    };
-                    if lines {
-                        encoder.push_line(&mut bytes, &buffer.app, record);
-                    } else {
-                        encoder.push(&mut bytes, record);
-                    }
-                    buffer.sent += 1;
-                    if bytes.len() >= CHUNK_BYTES {
-                        break 'runs;
-                    }
-                }
-            }
+            };
             let records = buffer.sent - start;
             buffer.release_sent();
-            process.in_flight.push_back((bytes.len(), records as u64));
-            process.in_flight_bytes += bytes.len();
+            process.in_flight.push_back((size, records as u64));
+            process.in_flight_bytes += size;
             match process.segments.back_mut() {
                 Some((app, count)) if *app == buffer.app => *count += records,
                 _ => process.segments.push_back((buffer.app.clone(), records)),
@@ -1028,10 +1017,95 @@ fn feed(
                 id: process.id,
                 bytes,
                 records: records as u64,
-                formatted,
             });
         }
     }
+}
+
+/// Formats `buffer`'s next unsent records straight into the builtin
+/// file-logger's feed ring while they are plain lines and fit (see
+/// `feed_ring`): returns the header line that hands them over and their
+/// size, or `None` if not even the first one is such a line or fits (it
+/// then goes on stdin, in its place in the order).
+fn ring_chunk(
+    ring: &mut Ring,
+    encoder: &mut logjson::Encoder,
+    buffer: &mut AppBuffer,
+) -> Option<(String, usize)> {
+    let start = buffer.sent;
+    let space = ring.space(CHUNK_BYTES);
+    let mut len = 0;
+    'runs: for run in buffer.entries.runs_from(start) {
+        if run.multiline() {
+            break;
+        }
+        let prefix = encoder.line_prefix(&buffer.app, run.meta());
+        for line in run.lines_each() {
+            let end = len + prefix.len() + line.len();
+            let Some(out) = space.get_mut(len..end) else {
+                break 'runs;
+            };
+            out[..prefix.len()].copy_from_slice(prefix);
+            out[prefix.len()..].copy_from_slice(line);
+            len = end;
+            buffer.sent += 1;
+            if len >= CHUNK_BYTES {
+                break 'runs;
+            }
+        }
+    }
+    let lines = (buffer.sent - start) as u64;
+    (lines > 0).then(|| (ring.commit(len, Some(lines)), len))
+}
+
+/// Encodes `buffer`'s next unsent records, one chunk, for stdin or the IPC
+/// channel: as the builtin file-logger's lines if `lines`, else as JSON.
+/// With a `ring`, plain lines after the first records are left for it.
+fn encode_chunk(
+    encoder: &mut logjson::Encoder,
+    buffer: &mut AppBuffer,
+    lines: bool,
+    ring: bool,
+) -> Vec<u8> {
+    let start = buffer.sent;
+    let mut bytes = Vec::with_capacity(chunk_estimate(buffer, lines));
+    'runs: for run in buffer.entries.runs_from(start) {
+        if lines && !run.multiline() {
+            if ring && buffer.sent > start {
+                break;
+            }
+            let prefix = encoder.line_prefix(&buffer.app, run.meta());
+            for line in run.lines_each() {
+                bytes.extend_from_slice(prefix);
+                bytes.extend_from_slice(line);
+                buffer.sent += 1;
+                if bytes.len() >= CHUNK_BYTES {
+                    break 'runs;
+                }
+            }
+            continue;
+        }
+        for entry in run.records() {
+            let record = logjson::RecordRef {
+                kind: entry.kind,
+                text: entry.text,
+                timestamp: entry.timestamp,
+                app_json: &buffer.app_json,
+                process: entry.process,
+                truncated: entry.truncated,
+            };
+            if lines {
+                encoder.push_line(&mut bytes, &buffer.app, record);
+            } else {
+                encoder.push(&mut bytes, record);
+            }
+            buffer.sent += 1;
+            if bytes.len() >= CHUNK_BYTES {
+                break 'runs;
+            }
+        }
+    }
+    bytes
 }
 
 /// Room for the next feeder write of `buffer`'s unsent records: their text
@@ -1240,64 +1314,101 @@ mod tests {
         assert_eq!(*records, 2, "b and c again");
     }
 
-    /// The builtin file-logger is told when a chunk is only formatted lines
-    /// (it then writes it without reading it); a record with a newline in
-    /// its text goes as JSON, and its chunk is not.
+    /// The builtin file-logger's plain lines are formatted straight into
+    /// its feed ring, and only a header counting them goes on stdin; a
+    /// record with a newline in its text goes on stdin as JSON, in its
+    /// place in the order.
     #[test]
-    fn chunks_of_formatted_lines_are_marked_for_the_file_logger() {
+    fn the_file_loggers_lines_go_through_its_ring() {
+        use crate::feed_ring::RingReader;
         let (mut logging, web, key, now) = setup(1000);
         web_output(&mut logging, 1, &["a", "b"], 0);
         logging.drive(now, 1);
         logging.started(&key, ProcessId(1), true);
+        let ring = Ring::create().unwrap();
+        let reader = RingReader::open(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+        logging.attach_ring(ProcessId(1), ring);
         logging.on_running(ProcessId(1));
-        let actions = logging.drive(now, 1);
-        let [
-            Action::Feed {
-                bytes, formatted, ..
-            },
-        ] = &actions[..]
-        else {
-            panic!("{actions:?}");
+        let sent = |actions: Vec<Action>| -> Vec<String> {
+            actions
+                .into_iter()
+                .filter_map(|action| match action {
+                    Action::Feed { bytes, .. } => Some(String::from_utf8(bytes).unwrap()),
+                    _ => None,
+                })
+                .collect()
         };
-        assert!(formatted);
-        let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.lines().all(|l| l.starts_with('[')), "{text}");
-        let mut record = LogRecord {
-            kind: LogKind::Exit,
-            text: "two\nlines".into(),
-            bytes: 9,
-            timestamp: 2,
-            app: "web".into(),
-            process: None,
-            truncated: 0,
+        let ring_lines = |header: &str| -> String {
+            let chunk = reader.chunk(header.trim_end().as_bytes()).unwrap();
+            String::from_utf8(chunk.data.to_vec()).unwrap()
         };
-        logging.push_record(ProcessId(0), Some(&web), record.clone());
-        web_output(&mut logging, 3, &["c"], 0);
-        let actions = logging.drive(now, 3);
-        let [
-            Action::Feed {
-                bytes, formatted, ..
-            },
-        ] = &actions[..]
-        else {
-            panic!("{actions:?}");
+        let headers = sent(logging.drive(now, 1));
+        let [header] = &headers[..] else {
+            panic!("{headers:?}");
         };
-        assert!(!formatted);
-        let text = String::from_utf8(bytes.clone()).unwrap();
-        assert!(text.starts_with('{'), "{text}");
-        record.text = "one line".into();
-        logging.push_record(ProcessId(0), Some(&web), record);
-        let actions = logging.drive(now, 3);
         assert!(
-            matches!(
-                &actions[..],
-                [Action::Feed {
-                    formatted: true,
-                    ..
-                }]
-            ),
-            "{actions:?}"
+            header.starts_with("#0 ") && header.ends_with(" 2\n"),
+            "{header}"
         );
+        let texts: Vec<String> = ring_lines(header)
+            .lines()
+            .map(|l| l.split_once("]: ").unwrap().1.to_owned())
+            .collect();
+        assert_eq!(texts, ["a", "b"]);
+        logging.push_record(
+            ProcessId(0),
+            Some(&web),
+            LogRecord {
+                kind: LogKind::Exit,
+                text: "two\nlines".into(),
+                bytes: 9,
+                timestamp: 2,
+                app: "web".into(),
+                process: None,
+                truncated: 0,
+            },
+        );
+        web_output(&mut logging, 3, &["c"], 0);
+        let fed = sent(logging.drive(now, 3));
+        let [json, header] = &fed[..] else {
+            panic!("{fed:?}");
+        };
+        assert!(json.starts_with("{\"type\":\"exit\""), "{json}");
+        assert!(ring_lines(header).ends_with("]: c\n"), "{header}");
+    }
+
+    /// The ring never takes lines the file-logger has not written out: once
+    /// it is full, lines go on stdin.
+    #[test]
+    fn lines_go_on_stdin_while_the_ring_is_full() {
+        let (mut logging, _web, key, now) = setup(64 * 1024 * 1024);
+        logging.drive(now, 1);
+        logging.started(&key, ProcessId(1), true);
+        // Kept open, never marked done: the logger never finishes a chunk.
+        let ring = Ring::create().unwrap();
+        logging.attach_ring(ProcessId(1), ring);
+        logging.on_running(ProcessId(1));
+        let line = "y".repeat(999);
+        let many: Vec<&str> = vec![line.as_str(); 300];
+        let (mut in_ring, mut on_stdin, mut acked) = (0, 0, 0);
+        for round in 0..12 {
+            web_output(&mut logging, round, &many, 0);
+            for action in logging.drive(now, round) {
+                if let Action::Feed { bytes, records, .. } = action {
+                    if bytes.starts_with(b"#") {
+                        in_ring += records;
+                    } else {
+                        assert!(bytes.starts_with(b"["), "formatted lines");
+                        on_stdin += records;
+                    }
+                    acked += records;
+                }
+            }
+            logging.on_message(ProcessId(1), serde_json::json!({ "ack": acked }));
+        }
+        // 2 MiB of ~1 KiB lines fit in the ring; the rest went on stdin.
+        assert!((1900..2100).contains(&in_ring), "{in_ring}");
+        assert_eq!(in_ring + on_stdin, 12 * 300);
     }
 
     /// The builtin file-logger reads from a ring that has room only for what

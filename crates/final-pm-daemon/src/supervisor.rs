@@ -338,14 +338,9 @@ impl Supervisor {
                     }
                 }
             }
-            Action::Feed {
-                id,
-                bytes,
-                records,
-                formatted,
-            } => {
+            Action::Feed { id, bytes, records } => {
                 if let Some(child) = self.children.get(&id) {
-                    child.handle.feed(bytes, records, formatted);
+                    child.handle.feed(bytes, records);
                 }
             }
             Action::Stop(id) => {
@@ -690,7 +685,6 @@ impl Supervisor {
             max_line: usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX),
             budget,
             feed,
-            ring,
         };
         let spawned = spawned.and_then(|spawned| {
             crate::child::watch(
@@ -715,6 +709,9 @@ impl Supervisor {
                         app: app.config.name.clone(),
                     },
                 );
+                if let Some(ring) = ring {
+                    self.logging.attach_ring(id, ring);
+                }
                 self.core.handle_spawned(now, id, pid);
             }
             Err(err) => {
