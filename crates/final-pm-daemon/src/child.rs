@@ -15,7 +15,8 @@
 //! the supervisor gives the room back at once and drops old records itself).
 //!
 //! A logging process is also fed: records arrive as JSON lines on its stdin
-//! (or on its IPC channel for Node loggers), written by a feeder task that
+//! (or on its IPC channel for Node loggers; for the builtin file-logger,
+//! mostly headers of chunks in its feed ring), written by a feeder task that
 //! reports every completed write as [`ChildEvent::Fed`].
 //!
 //! The end of a process is its leader's exit (`waitid` on its pidfd, see

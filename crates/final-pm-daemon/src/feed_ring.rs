@@ -3,26 +3,27 @@
 //!
 //! Why: a pipe costs a copy into the kernel on the writing side and one out
 //! of it on the reading side, plus a page allocated and freed for every 4 KiB.
-//! Through this ring the daemon copies each chunk once, in user space, and
-//! the logger writes the file straight from the mapping: for 2,000,000 lines
-//! of 100 bytes (300 MB once formatted) the daemon and its logger used 0.57 s
-//! of CPU time instead of 0.83 s (bench/README.md, "Log throughput, a shared
-//! ring").
+//! Here the daemon formats the lines straight into the ring and the logger
+//! writes the file from the mapping: for 2,000,000 lines of 100 bytes
+//! (300 MB once formatted) the daemon and its logger used 0.57 s of CPU
+//! time instead of 0.83 s through the pipe, and 0.39 s once the lines were
+//! formatted in place and counted in the header (bench/README.md, "Log
+//! throughput").
 //!
 //! The ring is a `memfd` that the logger inherits as fd [`RING_FD`] (named
 //! by `FINAL_PM_FEED_RING`). Its first page holds one counter, the stream
 //! position up to which the logger is done with the data (it stores it
-//! after writing the file); the data area follows. The daemon places a
+//! after writing the file); the data area follows. The daemon fills a
 //! chunk at stream position `start` (at `start % capacity` in the data area,
-//! never split across the end: a chunk that would be is placed at the next
-//! turn, and the gap counts as used), then writes a header line
-//! `#<start> <len>` on the logger's stdin, or `#<start> <len> <lines>` when
-//! the chunk is `lines` formatted lines (one record each), which the logger
-//! then writes without looking at them. The logger reads headers and
-//! plain lines from stdin in order, so the order of records is the order on
-//! stdin. A chunk that does not fit in the free part of the ring goes on
-//! stdin as it is, so nothing ever waits for the ring or overwrites data the
-//! logger has not written yet.
+//! never split across the end: when the room before the end is short, the
+//! chunk starts the next turn, and the gap counts as used), then writes a
+//! header line `#<start> <len>` on the logger's stdin, or
+//! `#<start> <len> <lines>` when the chunk is `lines` formatted lines (one
+//! record each), which the logger then writes without looking at them. The
+//! logger reads headers and plain lines from stdin in order, so the order
+//! of records is the order on stdin. Records that do not fit in the free
+//! part of the ring go on stdin as they are, so nothing ever waits for the
+//! ring or overwrites data the logger has not written yet.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
