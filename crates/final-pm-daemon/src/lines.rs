@@ -116,10 +116,24 @@ impl LineSplitter {
         // looked at. They differ only once something was left out.
         let mut write = from;
         let mut read = from;
-        while let Some(pos) = memchr::memchr(b'\n', &self.batch.data[read..len]) {
-            write = self.keep(write, read, read + pos);
+        while let Some(found) = memchr::memchr(b'\n', &self.batch.data[read..len]) {
+            let pos = read + found;
+            if write == read
+                && self.dropped == 0
+                && pos - self.start <= self.max
+                && (pos == self.start || self.batch.data[pos - 1] != b'\r')
+            {
+                // The common line: nothing to cut or trim, so it stays
+                // where it is, and its newline is the one it came with.
+                self.batch.ends.push(pos);
+                self.start = pos + 1;
+                read = pos + 1;
+                write = read;
+                continue;
+            }
+            write = self.keep(write, read, pos);
             write = self.complete(write);
-            read += pos + 1;
+            read = pos + 1;
         }
         write = self.keep(write, read, len);
         self.batch.data.truncate(write);
