@@ -201,9 +201,13 @@ impl AppBuffer {
     /// Stores the lines of one read, numbered from `first_seq`.
     fn push_batch(&mut self, first_seq: u64, meta: Meta, batch: Batch, accepting: bool) {
         let size = batch.text_bytes();
-        if size > self.max {
-            // Larger than the whole buffer (a small `max-buffered-log-bytes`):
-            // line by line, so each line gets the rule for one record.
+        if size > self.max && batch.iter().any(|(line, _)| line.len() as u64 > self.max) {
+            // A line larger than the whole buffer (`max-log-line-length`
+            // above `max-buffered-log-bytes`): line by line, so each line
+            // gets the rule for one record. A read larger than the buffer
+            // but made of smaller lines is stored whole: the older records
+            // make room, and what is still too much is trimmed as for any
+            // buffer over its limit.
             for (i, (line, truncated)) in batch.iter().enumerate() {
                 let text = String::from_utf8_lossy(line).into_owned();
                 self.push(
@@ -1445,6 +1449,25 @@ mod tests {
     /// A read can bring more than the whole buffer while the logger is
     /// still expected; when it then fails to start, the buffer goes back to
     /// its bound and the drops are reported.
+    #[test]
+    fn a_read_larger_than_the_buffer_keeps_its_newest_lines_without_a_logger() {
+        let (mut logging, _web, key, now) = setup(1000);
+        logging.drive(now, 1);
+        logging.start_failed(&key, true, now);
+        let lines: Vec<String> = (0..50)
+            .map(|i| format!("{i:02}{}", "z".repeat(97)))
+            .collect();
+        let many: Vec<&str> = lines.iter().map(String::as_str).collect();
+        web_output(&mut logging, 1, &many, 0);
+        logging.drive(now, 2);
+        let kept: Vec<String> = texts(&logging, "web")
+            .into_iter()
+            .filter(|t| t.ends_with('z'))
+            .collect();
+        assert!(!kept.is_empty() && kept.len() * 99 <= 1000, "{kept:?}");
+        assert_eq!(kept[..], lines[50 - kept.len()..], "the newest, in order");
+    }
+
     #[test]
     fn records_held_for_a_logger_that_fails_are_trimmed_and_reported() {
         let (mut logging, _web, key, now) = setup(1000);
