@@ -127,6 +127,51 @@ fn app_lines_reach_log_txt_in_finalpms_format() {
     assert_eq!(order.last(), Some(&"EXIT"), "{log}");
 }
 
+/// Lines whose `\r` is trimmed or whose end is cut shift the bytes after
+/// them in the daemon's read buffer; every line still reaches `log.txt`
+/// whole and in order, and `log --json` counts the bytes cut.
+#[test]
+fn trimmed_and_cut_lines_reach_log_txt_exactly() {
+    let home = Home::new();
+    home.script(
+        "app.sh",
+        "#!/bin/sh\nprintf 'a\\r\\nbb\\r\\r\\ncccccccccc\\ndd\\r\\n\\neeeeee\\r\\nf'\n",
+    );
+    home.config(&format!(
+        r#"{{"applications": [{{"name": "web", "run": "./app.sh", "max-log-line-length": 5, {NO_RESTART}}}]}}"#
+    ));
+    home.ok(&["start", "web"]);
+    let log = wait_file(&home, "log.txt", 10, |t| t.contains("[EXIT]"));
+    // Split at `\n` only: `lines()` would also eat the kept `\r`.
+    let texts: Vec<&str> = log
+        .split('\n')
+        .filter_map(|l| l.split_once("[STDOUT]: ").map(|(_, text)| text))
+        .collect();
+    assert_eq!(
+        texts,
+        ["a", "bb\r", "ccccc", "dd", "", "eeeee", "f"],
+        "{log:?}"
+    );
+    let json = home.ok(&["log", "web", "--json", "-n", "100"]);
+    let cut: Vec<(String, u64)> = json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["type"] == "stdout")
+        .map(|r| {
+            (
+                r["text"].as_str().unwrap_or_default().to_owned(),
+                r["truncated"].as_u64().unwrap_or(0),
+            )
+        })
+        .filter(|(_, cut)| *cut > 0)
+        .collect();
+    assert_eq!(
+        cut,
+        [("ccccc".to_owned(), 5), ("eeeee".to_owned(), 1)],
+        "{json}"
+    );
+}
+
 #[test]
 fn a_burst_arrives_complete_and_in_order() {
     const LINES: u32 = 200_000;
