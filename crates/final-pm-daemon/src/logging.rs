@@ -504,10 +504,7 @@ impl Logging {
 
     /// The logging process `id` was spawned with this feed ring.
     pub(crate) fn attach_ring(&mut self, id: ProcessId, ring: Ring) {
-        if let Some(logger) = self.logger_of(id)
-            && let Some(process) = &mut logger.process
-            && process.id == id
-        {
+        if let Some(process) = self.logger_of(id).and_then(|l| l.process.as_mut()) {
             process.ring = Some(ring);
         }
     }
@@ -1266,12 +1263,7 @@ mod tests {
         assert!(logging.drive(now, 1).is_empty(), "not fed before it runs");
         logging.on_running(ProcessId(1));
         let actions = logging.drive(now, 1);
-        let [
-            Action::Feed {
-                id, bytes, records, ..
-            },
-        ] = &actions[..]
-        else {
+        let [Action::Feed { id, bytes, records }] = &actions[..] else {
             panic!("{actions:?}");
         };
         assert_eq!((*id, *records), (ProcessId(1), 2));
