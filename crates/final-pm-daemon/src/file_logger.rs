@@ -200,6 +200,9 @@ fn drain_with_ring(
             sink.write(&input[plain..pos], false)?;
             match chunk.lines {
                 Some(lines) => sink.write_formatted(chunk.data, lines)?,
+                // This daemon counts every chunk; one of the build before,
+                // still running after an upgrade, starts this executable as
+                // its logger and does not.
                 None => {
                     sink.write(chunk.data, true)?;
                 }
