@@ -680,13 +680,12 @@ impl Supervisor {
             stdin_pipe: feed == FeedMode::Stdin,
             feed_ring: ring.as_ref().map(crate::feed_ring::Ring::fd),
         };
-        let spawned = spawn(&spec);
         let output = OutputSetup {
             max_line: usize::try_from(app.config.max_log_line_length).unwrap_or(usize::MAX),
             budget,
             feed,
         };
-        let spawned = spawned.and_then(|spawned| {
+        let spawned = spawn(&spec).and_then(|spawned| {
             crate::child::watch(
                 spawned,
                 id,

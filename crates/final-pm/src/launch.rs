@@ -70,12 +70,10 @@ pub(crate) async fn connect_and_call(
 pub(crate) async fn finish_early(
     call: EarlyCall,
     target: &Target,
-) -> anyhow::Result<Option<(Client, Response)>> {
-    let pair = call
-        .finish()
+) -> anyhow::Result<(Client, Response)> {
+    call.finish()
         .await
-        .with_context(|| format!("talking to the daemon at {}", target.socket.display()))?;
-    Ok(Some(pair))
+        .with_context(|| format!("talking to the daemon at {}", target.socket.display()))
 }
 
 /// Connects, launching the daemon first if none answers.

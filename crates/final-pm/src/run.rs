@@ -64,7 +64,7 @@ pub(crate) async fn group(
         let early =
             early.take_if(|call| call.socket() == target.socket && *call.request() == info_request);
         let answer = match early {
-            Some(call) => launch::finish_early(call, &target).await?,
+            Some(call) => Some(launch::finish_early(call, &target).await?),
             None => launch::connect_and_call(&target, info_request.clone()).await?,
         };
         match answer {

@@ -31,8 +31,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use final_pm_protocol::AppConfig;
-
-use crate::feed_ring::{RING_FD, RING_VAR};
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -40,6 +38,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{AccessFlags, Pid, access, pipe2};
 
 pub(crate) use exit::{Child, Group};
+
+use crate::feed_ring::{RING_FD, RING_VAR};
 
 /// The fd number the child finds its IPC channel on (FinalPM used 3 too).
 pub(crate) const IPC_FD: i32 = 3;
@@ -130,20 +130,8 @@ fn start(spec: &SpawnSpec<'_>, program: &str, args: &[String]) -> io::Result<Spa
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    let (stdout, stdout_child) = pipe2(OFlag::O_CLOEXEC)?;
-    // Room for an app that writes fast to run ahead of the daemon's reads:
-    // fewer, larger reads and fewer wake-ups on both sides. The kernel
-    // takes the pages only while data waits there, and caps the size at
-    // `pipe-max-size`, which is fine.
-    let _ = nix::fcntl::fcntl(
-        &stdout,
-        nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE),
-    );
-    let (stderr, stderr_child) = pipe2(OFlag::O_CLOEXEC)?;
-    let _ = nix::fcntl::fcntl(
-        &stderr,
-        nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE),
-    );
+    let (stdout, stdout_child) = output_pipe()?;
+    let (stderr, stderr_child) = output_pipe()?;
     // dup2 onto fds 0-3 happens in order, so no source may be one of them.
     let ipc_child = above_child_fds(child_end)?;
     let stdout_child = above_child_fds(stdout_child)?;
@@ -286,6 +274,17 @@ fn environment(spec: &SpawnSpec<'_>) -> io::Result<Vec<CString>> {
         envp.push(c_string(format!("{name}={value}"))?);
     }
     Ok(envp)
+}
+
+/// A pipe for a process's stdout or stderr: (the daemon's read end, the
+/// child's write end). Made large, so that an app that writes fast runs
+/// ahead of the daemon's reads: fewer, larger reads and fewer wake-ups on
+/// both sides. The kernel takes the pages only while data waits there, and
+/// caps the size at `pipe-max-size`, which is fine.
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+    let _ = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE));
+    Ok((read, write))
 }
 
 fn is_channel_variable(name: &str) -> bool {

@@ -139,10 +139,6 @@ impl Fixture {
         }
     }
 
-    /// The app's records once its exit record is among them (polled every
-    /// 20 ms for up to 10 s). A process's pid can be gone before the
-    /// daemon has read its last output and pushed its exit record, which
-    /// comes after all of its output.
     /// The buffered records of `app` of one kind.
     pub async fn logs_of(&mut self, app: &str, kind: LogKind) -> Vec<LogRecord> {
         let mut records = self.logs(app).await;
@@ -156,6 +152,10 @@ impl Fixture {
         records.into_iter().map(|r| r.text).collect()
     }
 
+    /// The app's records once its exit record is among them (polled every
+    /// 20 ms for up to 10 s). A process's pid can be gone before the
+    /// daemon has read its last output and pushed its exit record, which
+    /// comes after all of its output.
     pub async fn logs_through_exit(&mut self, app: &str) -> Vec<LogRecord> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -168,7 +168,6 @@ impl Fixture {
         }
     }
 
-    /// Polls `cond` on the process list every 20 ms until it holds or 10 s pass.
     /// Waits until `app` has logged at least `count` stdout lines; returns
     /// them. A process is ready (`instant`) before its first line is out.
     pub async fn wait_stdout(&mut self, app: &str, count: usize) -> Vec<String> {
@@ -187,6 +186,7 @@ impl Fixture {
         }
     }
 
+    /// Polls `cond` on the process list every 20 ms until it holds or 10 s pass.
     pub async fn wait_until(
         &mut self,
         what: &str,
